@@ -1,0 +1,181 @@
+import { LogConflictError, toChorusError, type ChorusError } from '../errors.ts';
+import { idString, type ActorId } from '../ids.ts';
+import type { TimerHandle } from '../clock.ts';
+import type { Actor, ActorContext, ActorType, MessageMeta } from './actor.ts';
+
+/** One queued message. `reply` settles an ask (local promise or remote reply). */
+export interface MailItem {
+  readonly msg: unknown;
+  readonly meta: MessageMeta;
+  readonly resolve?: (v: unknown) => void;
+  readonly reject?: (e: ChorusError) => void;
+  /** Set once the message was retried after a log conflict, so it is retried at most once. */
+  retried?: boolean;
+}
+
+/** Lifecycle of an activation. */
+export type ActivationState = 'activating' | 'active' | 'deactivating' | 'stopped';
+
+/** What an activation needs from its node. */
+export interface ActivationHost {
+  makeContext(a: Activation): ActorContext;
+  /** Waits until the previous owner released the actor (handoff). */
+  awaitHandoff(id: ActorId): Promise<void>;
+  /** Called once the activation is gone; `leftover` are messages it did not process, to be routed again. */
+  onStopped(a: Activation, leftover: MailItem[]): void;
+  onTurnFailed(a: Activation, err: unknown): void;
+  onActivated(a: Activation): void;
+}
+
+/**
+ * One live instance of a virtual actor with its mailbox. Turns run one at a
+ * time in arrival order (all at once for reentrant types); activation runs
+ * before the first turn and deactivation after the last.
+ */
+export class Activation {
+  readonly key: string;
+  state: ActivationState = 'activating';
+  lastActive: number;
+  readonly actor: Actor;
+  readonly ctx: ActorContext;
+  private readonly queue: MailItem[] = [];
+  private running = 0;
+  private pumping = false;
+  private stopRequested: string | undefined;
+  private stopWaiters: Array<() => void> = [];
+  readonly timers = new Map<string, TimerHandle>();
+  /** Deactivate after the current turn (ctx.passivate). */
+  passivateRequested = false;
+
+  constructor(readonly id: ActorId, readonly type: ActorType, private readonly host: ActivationHost, now: number) {
+    this.key = idString(id);
+    this.lastActive = now;
+    this.actor = type.create(id);
+    this.ctx = host.makeContext(this);
+    void this.pump();
+  }
+
+  /** True while it accepts new messages. */
+  get accepting(): boolean {
+    return this.state === 'activating' || this.state === 'active';
+  }
+  /** Queued and running messages. */
+  get backlog(): number {
+    return this.queue.length + this.running;
+  }
+
+  enqueue(item: MailItem): void {
+    this.queue.push(item);
+    void this.pump();
+  }
+
+  /**
+   * Stops taking turns, lets the current one finish, runs onDeactivate
+   * (unless `persist` is false: a crash or a fence), and hands back what was
+   * still queued. Resolves when the activation is stopped.
+   */
+  deactivate(reason: string, persist = true): Promise<void> {
+    if (this.state === 'stopped') return Promise.resolve();
+    if (!this.stopRequested) {
+      this.stopRequested = reason;
+      if (!persist) this.skipPersist = true;
+      if (this.state === 'active') this.state = 'deactivating';
+    }
+    const p = new Promise<void>((r) => this.stopWaiters.push(r));
+    void this.pump();
+    return p;
+  }
+  private skipPersist = false;
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      if (this.state === 'activating') {
+        try {
+          await this.host.awaitHandoff(this.id);
+          await this.actor.onActivate?.(this.ctx);
+          if (this.state === 'activating') this.state = this.stopRequested ? 'deactivating' : 'active';
+          this.host.onActivated(this);
+        } catch (err) {
+          // the messages that caused the activation fail; nothing else is affected
+          const e = toChorusError(err, this.key);
+          for (const item of this.queue.splice(0)) item.reject?.(e);
+          this.host.onTurnFailed(this, err);
+          this.finish([], false);
+          return;
+        }
+      }
+      while (this.state === 'active' && this.queue.length > 0 && !this.stopRequested) {
+        const item = this.queue.shift()!;
+        if (this.type.reentrant) {
+          void this.turn(item);
+        } else {
+          await this.turn(item);
+        }
+        if (this.passivateRequested) this.stopRequested ??= 'passivate';
+      }
+      if (this.stopRequested && this.state !== 'stopped') {
+        this.state = 'deactivating';
+        while (this.running > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+        for (const t of this.timers.values()) this.ctx.clock.clearTimeout(t);
+        this.timers.clear();
+        if (!this.skipPersist) {
+          try {
+            await this.actor.onDeactivate?.(this.ctx);
+          } catch (err) {
+            this.host.onTurnFailed(this, err);
+          }
+        }
+        this.finish(this.queue.splice(0), true);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+  private idleWaiters: Array<() => void> = [];
+
+  private async turn(item: MailItem): Promise<void> {
+    this.running++;
+    this.lastActive = this.ctx.clock.now();
+    try {
+      const v = await this.actor.receive(item.msg, this.ctx, item.meta);
+      item.resolve?.(v);
+    } catch (err) {
+      if (err instanceof LogConflictError && !item.retried) {
+        // another activation wrote to our stream: our state is stale. Stop
+        // without persisting and route the message again (it will activate
+        // afresh from the log, here or at the real owner).
+        item.retried = true;
+        this.queue.unshift(item);
+        this.skipPersist = true;
+        this.stopRequested ??= 'log conflict';
+      } else {
+        this.host.onTurnFailed(this, err);
+        item.reject?.(toChorusError(err, this.key));
+      }
+    } finally {
+      this.running--;
+      this.lastActive = this.ctx.clock.now();
+      if (this.running === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private finish(leftover: MailItem[], _graceful: boolean): void {
+    this.state = 'stopped';
+    for (const t of this.timers.values()) this.ctx.clock.clearTimeout(t);
+    this.timers.clear();
+    this.host.onStopped(this, leftover);
+    for (const w of this.stopWaiters.splice(0)) w();
+  }
+
+  /** Drops the activation at once, as a crash does: no onDeactivate, queued messages are failed by the caller. */
+  kill(): MailItem[] {
+    this.state = 'stopped';
+    this.stopRequested ??= 'killed';
+    for (const t of this.timers.values()) this.ctx.clock.clearTimeout(t);
+    this.timers.clear();
+    for (const w of this.stopWaiters.splice(0)) w();
+    return this.queue.splice(0);
+  }
+}

@@ -1,0 +1,88 @@
+import { codec as defaultCodec, type Codec } from '../codec.ts';
+import type { ActorContext, Actor, MessageMeta } from './actor.ts';
+
+/**
+ * Base for durable actors: state is a fold of events over the log, recovered
+ * by snapshot + replay on whatever node activates the actor. All events of
+ * one `persist` call form one log record, so a turn is stored whole or not at
+ * all, and every append is fenced by the last position this activation saw: a
+ * stale activation's write fails with LogConflictError instead of forking the
+ * log (the runtime then reactivates from the log and retries the message).
+ *
+ * Subclasses implement `initialState`, `apply` and `handle`.
+ */
+export abstract class EventSourcedActor<S, E> implements Actor {
+  /** Current state (initial state until activation has replayed the log). */
+  protected state!: S;
+  /** Position of the last record applied. */
+  protected lastPos = 0;
+  /** Records applied since the last snapshot. */
+  private sinceSnapshot = 0;
+  protected ctx!: ActorContext;
+  /** Take a snapshot every this many records (default 100). */
+  protected snapshotEvery = 100;
+  protected codec: Codec = defaultCodec;
+
+  /** The state of a brand-new actor. */
+  protected abstract initialState(): S;
+  /** Applies one event; must be deterministic and free of I/O. May mutate and return `state`. */
+  protected abstract apply(state: S, event: E): S;
+  /** Handles one message (the turn body). */
+  protected abstract handle(msg: unknown, meta: MessageMeta): unknown;
+
+  /** Log stream name; default `<type>.<key>`. Override to group streams (e.g. per workspace). */
+  protected streamName(): string {
+    return `${this.ctx.id.type}.${this.ctx.id.key}`;
+  }
+
+  async onActivate(ctx: ActorContext): Promise<void> {
+    this.ctx = ctx;
+    const stream = this.streamName();
+    const snap = await ctx.snapshots.load(stream);
+    if (snap) {
+      this.state = this.codec.decode(snap.data) as S;
+      this.lastPos = snap.pos;
+    } else {
+      this.state = this.initialState();
+      this.lastPos = 0;
+    }
+    for (;;) {
+      const batch = await ctx.log.read(stream, this.lastPos, 1000);
+      for (const entry of batch) {
+        for (const ev of this.codec.decode(entry.data) as E[]) this.state = this.apply(this.state, ev);
+        this.lastPos = entry.pos;
+        this.sinceSnapshot++;
+      }
+      if (batch.length < 1000) break;
+    }
+  }
+
+  async onDeactivate(): Promise<void> {
+    if (this.sinceSnapshot > 0) await this.snapshot();
+  }
+
+  receive(msg: unknown, ctx: ActorContext, meta: MessageMeta): unknown {
+    this.ctx = ctx;
+    return this.handle(msg, meta);
+  }
+
+  /**
+   * Durably appends `events` as one record, then applies them. Resolves after
+   * the append is acknowledged by the log. With a `dedupId` already stored,
+   * nothing is appended or applied and `duplicate` is true.
+   */
+  protected async persist(events: E[], dedupId?: string): Promise<{ pos: number; duplicate: boolean }> {
+    const res = await this.ctx.log.append(this.streamName(), { data: this.codec.encode(events), ...(dedupId !== undefined ? { dedupId } : {}) }, { expectedLastPos: this.lastPos });
+    if (res.duplicate) return res;
+    for (const ev of events) this.state = this.apply(this.state, ev);
+    this.lastPos = res.pos;
+    if (++this.sinceSnapshot >= this.snapshotEvery) await this.snapshot();
+    return res;
+  }
+
+  /** Stores a snapshot of the current state at the current position. */
+  protected async snapshot(): Promise<void> {
+    await this.ctx.snapshots.save(this.streamName(), { pos: this.lastPos, data: this.codec.encode(this.state) });
+    this.sinceSnapshot = 0;
+  }
+}

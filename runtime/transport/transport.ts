@@ -1,0 +1,51 @@
+/**
+ * The Transport port: how nodes reach each other. Payloads are bytes (the
+ * runtime encodes envelopes with its codec), so an adapter only moves bytes.
+ * Embedded: adapters/memory (in-process). Cluster: adapters/nats (NATS core).
+ */
+
+/** Something that can be stopped. */
+export interface Disposable {
+  /** Stops it; safe to call twice. */
+  dispose(): Promise<void> | void;
+}
+
+/** Handles one inbound node message. `reply` is set for requests and must be called at most once. */
+export type InboundHandler = (data: Uint8Array, reply: ((data: Uint8Array) => void) | undefined) => void;
+
+/** Node-to-node messaging plus subject publish/subscribe (used for fan-out). */
+export interface Transport {
+  /** Starts delivering messages addressed to `nodeId` to `handler`. One listener per node id. */
+  listen(nodeId: string, handler: InboundHandler): Promise<Disposable>;
+  /** Fire and forget to a node; silently lost when the node is not there (tell is at-most-once). */
+  send(nodeId: string, data: Uint8Array): void;
+  /**
+   * Request/reply to a node. Rejects with NodeUnavailableError when nobody
+   * listens as `nodeId` (the caller may retry elsewhere), and with
+   * AskTimeoutError after `timeoutMs` without a reply.
+   */
+  request(nodeId: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  /** Publishes to a subject (dot-separated tokens); every current subscriber gets one copy. */
+  publish(subject: string, data: Uint8Array): void;
+  /** Subscribes to a subject; `*` matches one token and a trailing `>` the rest, as in NATS. */
+  subscribe(subject: string, handler: (data: Uint8Array, subject: string) => void): Disposable;
+  /** Closes the connection; pending requests reject. */
+  close(): Promise<void>;
+}
+
+/** Token for the tsyringe container (composition root only). */
+export const TRANSPORT = Symbol.for('chorus.Transport');
+
+/** NATS-style subject matching: `*` one token, `>` one or more trailing tokens. */
+export function subjectMatches(pattern: string, subject: string): boolean {
+  if (pattern === subject) return true;
+  const p = pattern.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < p.length; i++) {
+    const tok = p[i];
+    if (tok === '>') return s.length > i;
+    if (i >= s.length) return false;
+    if (tok !== '*' && tok !== s[i]) return false;
+  }
+  return p.length === s.length;
+}

@@ -1,0 +1,86 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryEventLog, MemoryLogServer, MemoryNetwork, MemorySnapshotStore, MemoryMetrics } from '../../adapters/memory/index.ts';
+import { ActorNode, EventSourcedActor, ChorusError, type ActorType, type MessageMeta } from '../../runtime/index.ts';
+
+class Counter extends EventSourcedActor<{ n: number; seen: string[] }, { add: number; by?: string }> {
+  protected initialState() { return { n: 0, seen: [] }; }
+  protected apply(s: { n: number; seen: string[] }, e: { add: number; by?: string }) { s.n += e.add; if (e.by) s.seen.push(e.by); return s; }
+  protected async handle(msg: any, _meta: MessageMeta) {
+    switch (msg.op) {
+      case 'add': await this.persist([{ add: msg.by, by: msg.from }], msg.id); return this.state.n;
+      case 'get': return this.state.n;
+      case 'slow': await new Promise((r) => setTimeout(r, msg.ms)); this.state.seen.push(msg.tag); return this.state.seen.slice();
+      case 'seen': return this.state.seen.slice();
+      case 'boom': throw new Error('kaboom');
+      case 'deny': throw new ChorusError('FORBIDDEN', 'not a member');
+      default: throw new ChorusError('CHORUS_BAD_MESSAGE', `unknown op ${msg.op}`);
+    }
+  }
+}
+const counterType: ActorType = { name: 'counter', create: () => new Counter() };
+
+function single(opts: { idleTimeoutMs?: number } = {}) {
+  const net = new MemoryNetwork();
+  const server = new MemoryLogServer();
+  const metrics = new MemoryMetrics();
+  const node = new ActorNode({
+    nodeId: 'n1', transport: net.transport('n1'), log: new MemoryEventLog(server), snapshots: new MemorySnapshotStore(server),
+    types: [counterType], metrics, strictSerialization: true, ...opts,
+  });
+  node.setTable({ epoch: 1, members: [{ id: 'n1', weight: 1 }], overrides: {} });
+  return { node, server, metrics };
+}
+
+describe('ActorNode on one node', () => {
+  test('a ref activates nothing until a message arrives', async () => {
+    const { node } = single();
+    await node.start();
+    const ref = node.ref('counter', 'a');
+    assert.equal(node.activeCount(), 0);
+    assert.equal(await ref.ask({ op: 'add', by: 2 }), 2);
+    assert.equal(node.activeCount(), 1);
+    await node.stop();
+  });
+
+  test('turns do not interleave: a slow turn finishes before the next starts', async () => {
+    const { node } = single();
+    await node.start();
+    const ref = node.ref('counter', 'b');
+    const [a, b] = await Promise.all([ref.ask({ op: 'slow', ms: 20, tag: 'first' }), ref.ask({ op: 'slow', ms: 1, tag: 'second' })]);
+    assert.deepEqual(a, ['first']);
+    assert.deepEqual(b, ['first', 'second']);
+    await node.stop();
+  });
+
+  test('a throwing turn answers with a typed error and the actor keeps working', async () => {
+    const { node, metrics } = single();
+    await node.start();
+    const ref = node.ref('counter', 'c');
+    await assert.rejects(ref.ask({ op: 'boom' }), (e: ChorusError) => e.code === 'CHORUS_ACTOR_FAILED' && /kaboom/.test(e.message));
+    await assert.rejects(ref.ask({ op: 'deny' }), (e: ChorusError) => e.code === 'FORBIDDEN');
+    assert.equal(await ref.ask({ op: 'add', by: 1 }), 1);
+    assert.equal(metrics.value('chorus_actor_turn_failures_total', { type: 'counter', code: 'CHORUS_ACTOR_FAILED' }), 1);
+    await node.stop();
+  });
+
+  test('state survives passivation and a dedup id is applied once', async () => {
+    const { node } = single({ idleTimeoutMs: 40 });
+    await node.start();
+    const ref = node.ref('counter', 'd');
+    await ref.ask({ op: 'add', by: 5, id: 'm1' });
+    await ref.ask({ op: 'add', by: 5, id: 'm1' });
+    await new Promise((r) => setTimeout(r, 120));
+    assert.equal(node.activeCount(), 0, 'idle actor was passivated');
+    assert.equal(await ref.ask({ op: 'get' }), 5);
+    await node.stop();
+  });
+
+  test('unknown type and unencodable message are typed errors', async () => {
+    const { node } = single();
+    await node.start();
+    assert.throws(() => node.ref('nope', 'x'), (e: ChorusError) => e.code === 'CHORUS_UNKNOWN_ACTOR_TYPE');
+    await assert.rejects(node.ref('counter', 'e').ask({ op: 'get', s: Symbol('x') }), (e: ChorusError) => e.code === 'CHORUS_BAD_MESSAGE');
+    await node.stop();
+  });
+});
