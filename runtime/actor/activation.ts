@@ -11,6 +11,8 @@ export interface MailItem {
   readonly reject?: (e: ChorusError) => void;
   /** Set once the message was retried after a log conflict, so it is retried at most once. */
   retried?: boolean;
+  /** Set once delivery waited for a newer placement table the sender had. */
+  waitedForTable?: boolean;
 }
 
 /** Lifecycle of an activation. */
@@ -25,6 +27,8 @@ export interface ActivationHost {
   onStopped(a: Activation, leftover: MailItem[]): void;
   onTurnFailed(a: Activation, err: unknown): void;
   onActivated(a: Activation): void;
+  /** Called once handoff is done and the instance is about to load its state: from here on it is live. */
+  beforeActivate(a: Activation): void;
 }
 
 /**
@@ -44,6 +48,8 @@ export class Activation {
   private stopRequested: string | undefined;
   private stopWaiters: Array<() => void> = [];
   readonly timers = new Map<string, TimerHandle>();
+  /** True from the end of handoff until the activation stops (what the single-activation check counts). */
+  live = false;
   /** Deactivate after the current turn (ctx.passivate). */
   passivateRequested = false;
 
@@ -94,6 +100,8 @@ export class Activation {
       if (this.state === 'activating') {
         try {
           await this.host.awaitHandoff(this.id);
+          if (this.state !== 'activating') return; // killed while waiting
+          this.host.beforeActivate(this);
           await this.actor.onActivate?.(this.ctx);
           if (this.state === 'activating') this.state = this.stopRequested ? 'deactivating' : 'active';
           this.host.onActivated(this);

@@ -164,10 +164,13 @@ export class ActorNode implements RefTarget {
   }
 
   /** Stops taking actor work (lost the cluster lease): every activation stops; state is persisted if possible. */
-  fence(reason: string): Promise<void> {
+  fence(reason: string): void {
     if (this.fencedReason === undefined) this.logger.warn({ reason }, 'fenced: refusing actor work');
     this.fencedReason = reason;
-    return Promise.all([...this.activations.values()].map((a) => a.deactivate('fenced'))).then(() => undefined);
+    // Drop at once, without persisting: another node may take these actors
+    // over as soon as the cluster declares this one dead. A turn still running
+    // can only finish into the log if nobody wrote since (log fencing).
+    this.dropAll(reason);
   }
   /** Takes actor work again (lease regained). */
   unfence(): void {
@@ -190,12 +193,16 @@ export class ActorNode implements RefTarget {
     this.stopped = true;
     this.fencedReason = 'crashed';
     if (this.sweepTimer) this.clock.clearTimeout(this.sweepTimer);
+    this.dropAll('crashed');
+    void this.listener?.dispose();
+  }
+
+  private dropAll(reason: string): void {
     for (const a of [...this.activations.values()]) {
       const left = a.kill();
-      this.removeActivation(a, 'crash');
-      for (const item of left) item.reject?.(new NodeUnavailableError(this.nodeId, 'crashed'));
+      this.removeActivation(a, reason);
+      for (const item of left) item.reject?.(new NodeUnavailableError(this.nodeId, reason));
     }
-    void this.listener?.dispose();
   }
 
   /** Waits until the table epoch is at least `epoch`, or `ms` passed. */
@@ -364,6 +371,13 @@ export class ActorNode implements RefTarget {
       item.reject?.(new UnknownActorTypeError(id.type));
       return;
     }
+    if (senderEpoch > this.tableValue.epoch && !item.waitedForTable) {
+      // The sender acts on a newer table than ours: buffer until we have it
+      // (or a short while passed), rather than act as an owner we may no longer be.
+      item.waitedForTable = true;
+      void this.waitForTable(senderEpoch, this.handoffTimeoutMs).then(() => this.deliverLocal(id, item, senderEpoch, hops));
+      return;
+    }
     const owner = this.ring.owner(key);
     const releasedUntil = this.released.get(key);
     if (owner !== this.nodeId || (releasedUntil !== undefined && releasedUntil > this.tableValue.epoch)) {
@@ -389,7 +403,6 @@ export class ActorNode implements RefTarget {
       this.activations.set(key, a);
       this.m.activations.inc({ type: id.type });
       this.m.active.inc({ type: id.type });
-      this.opts.observer?.activated(this.nodeId, key);
     }
     a.enqueue(item);
   }
@@ -430,6 +443,10 @@ export class ActorNode implements RefTarget {
       if (!(err instanceof ChorusError)) this.logger.error({ target: a.key, err: e.message }, 'actor turn failed');
     },
     onActivated: () => {},
+    beforeActivate: (a) => {
+      a.live = true;
+      this.opts.observer?.activated(this.nodeId, a.key);
+    },
   };
 
   private removeActivation(a: Activation, reason: string): void {
@@ -437,7 +454,8 @@ export class ActorNode implements RefTarget {
     this.activations.delete(a.key);
     this.m.active.dec({ type: a.id.type });
     this.m.passivations.inc({ type: a.id.type, reason });
-    this.opts.observer?.deactivated(this.nodeId, a.key);
+    if (a.live) this.opts.observer?.deactivated(this.nodeId, a.key);
+    a.live = false;
   }
 
   private makeContext(a: Activation): ActorContext {
