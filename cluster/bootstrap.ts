@@ -53,7 +53,10 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
     readiness: {
       member: () => node.actors.table.members.some((m) => m.id === config.nodeId) || 'not in the placement table yet',
       owner: () => !node.actors.fenced || 'fenced: not taking actor work',
-      log: async () => (await c.resolve<{ lastPos(s: string): Promise<number> }>(EVENT_LOG).lastPos('chorus.readyz'), true),
+      log: async (): Promise<true> => {
+        await c.resolve<{ lastPos(s: string): Promise<number> }>(EVENT_LOG).lastPos('chorus.readyz');
+        return true;
+      },
     },
   });
   const port = await http.listen(config.port, config.host);

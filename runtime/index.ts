@@ -10,6 +10,5 @@ export * from './ids.ts';
 export * from './kv/kv.ts';
 export * from './log/index.ts';
 export * from './metrics.ts';
-export * from './placement/placement-table.ts';
-export * from './placement/hash-ring.ts';
+export * from './placement/index.ts';
 export * from './transport/transport.ts';

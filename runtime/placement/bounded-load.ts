@@ -54,18 +54,24 @@ export interface BoundedLoadPlan {
   /** Moves in the order they were decided. Empty when no node is over the cap. */
   readonly moves: BoundedLoadMove[];
   /**
-   * After the moves: the largest load / fair share over members with weight > 0,
-   * where fair share = total load x weight / total weight. At most `c` when
-   * the plan is feasible; 0 when the total load is 0 or there is no member
-   * with weight > 0.
+   * After the moves: the largest load / fair share over members with weight
+   * > 0, where fair share = total load x weight / total weight. At most `c`
+   * (give or take 1e-9, relative) when the plan is feasible; 0 when the total
+   * load is 0 or there is no member with weight > 0.
    */
   readonly maxOverAvg: number;
 }
 
+/** Relative tolerance on the cap (see where it is applied). */
+const CAP_SLACK = 1e-9;
+
 /** One key on a node, as the planner sees it. */
 interface HeldKey {
   readonly key: string;
+  /** Load divided by the largest load, so sums and caps stay in a sane float range whatever the unit (no underflow on tiny loads, no overflow on huge ones). */
   readonly load: number;
+  /** Load as given, for the moves. */
+  readonly raw: number;
   /** Held through an override: moving it home to its ring owner shrinks the override table. */
   readonly overridden: boolean;
 }
@@ -76,7 +82,7 @@ interface NodeLoad {
   readonly weight: number;
   /** total load x weight / total weight. */
   share: number;
-  /** c x share. */
+  /** c x share, plus a relative slack of 1e-9. */
   cap: number;
   load: number;
   /** Keys this node holds, as assigned before any move, in the order they are considered for a move (see `moveOrder`). */
@@ -134,14 +140,18 @@ export function planBoundedLoad(
   const totalWeight = active.reduce((sum, m) => sum + m.weight, 0);
   for (const m of active) byId.set(m.id, { id: m.id, weight: m.weight, share: 0, cap: 0, load: 0, keys: [] });
 
+  let maxLoad = 0;
   for (const [key, load] of loads) {
     if (typeof load !== 'number' || !Number.isFinite(load) || load < 0) {
       throw new RangeError(`planBoundedLoad: load of "${key}" must be a finite number >= 0, got ${String(load)}`);
     }
+    if (load > maxLoad) maxLoad = load;
+  }
+  for (const [key, raw] of loads) {
     const pinned = overrides.get(key);
     const owner = pinned ?? ring.ringOwner(key);
     if (owner === undefined) continue; // no active member: nothing can be placed
-    byId.get(owner)!.keys.push({ key, load, overridden: pinned !== undefined });
+    byId.get(owner)!.keys.push({ key, load: raw === 0 ? 0 : raw / maxLoad, raw, overridden: pinned !== undefined });
   }
 
   // Sort each node's keys and sum in that order, so float sums (and with them
@@ -155,14 +165,17 @@ export function planBoundedLoad(
   }
   for (const n of nodes) {
     n.share = (total * n.weight) / totalWeight;
-    n.cap = c * n.share;
+    // The slack keeps float rounding from deciding whether a node sitting
+    // exactly at the cap is over it (and from making the decision depend on
+    // the unit of load); loads are measurements, 1e-9 is far below their noise.
+    n.cap = c * n.share * (1 + CAP_SLACK);
   }
 
   const moves: BoundedLoadMove[] = [];
   if (total > 0) {
     const over = nodes
       .filter((n) => n.load > n.cap)
-      .sort((a, b) => b.load / b.cap - a.load / a.cap || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      .sort((a, b) => ratioOf(b) - ratioOf(a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     for (const src of over) relieve(ring, src, byId, nodes, moves);
   }
 
@@ -170,22 +183,34 @@ export function planBoundedLoad(
     if (ring.ringOwner(m.key) === m.to) overrides.delete(m.key);
     else overrides.set(m.key, m.to);
   }
-  const sortedOverrides: Record<string, string> = {};
-  for (const key of [...overrides.keys()].sort()) sortedOverrides[key] = overrides.get(key)!;
+  // fromEntries defines own properties, so even an actor key "__proto__" survives.
+  const sortedOverrides: Record<string, string> = Object.fromEntries([...overrides].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
   let maxOverAvg = 0;
-  if (total > 0) for (const n of nodes) maxOverAvg = Math.max(maxOverAvg, n.load / n.share);
+  if (total > 0) for (const n of nodes) maxOverAvg = Math.max(maxOverAvg, ratioOf(n));
   return { overrides: sortedOverrides, moves, maxOverAvg };
 }
 
-/** Moves keys off `src` until it is at or under its cap, or nothing useful can move. */
+/**
+ * Moves keys off `src` until it is at or under its cap, or nothing useful can
+ * move. A key that is tried and cannot go anywhere is never tried again in
+ * the same phase (other nodes only fill up and `src` only empties while it is
+ * relieved, so it would fail again), and resolved keys are skipped in near
+ * constant time, so relieving a node costs about one ring walk per key tried.
+ */
 function relieve(ring: HashRing, src: NodeLoad, byId: Map<string, NodeLoad>, nodes: readonly NodeLoad[], moves: BoundedLoadMove[]): void {
   const keys = src.keys;
+  // Start index of each run of equal loads, for the lightest-first order.
+  const groupStart = new Int32Array(keys.length);
+  for (let i = 1; i < keys.length; i++) groupStart[i] = keys[i]!.load === keys[i - 1]!.load ? groupStart[i - 1]! : i;
   const moved = new Uint8Array(keys.length);
-  // Other nodes only fill up while this one is relieved, so a key that fits
-  // nowhere now will fit nowhere later either: don't walk the ring for it again.
-  const fitsNowhere = new Uint8Array(keys.length);
+  const fresh = (): Unresolved => {
+    const u = new Unresolved(keys.length);
+    for (let i = 0; i < keys.length; i++) if (moved[i] || keys[i]!.load === 0) u.resolve(i);
+    return u;
+  };
   let fallback = false;
+  let open = fresh();
   while (src.load > src.cap) {
     const excess = src.load - src.cap;
     // keys is hottest first: [0, split) can each clear the excess alone.
@@ -195,45 +220,81 @@ function relieve(ring: HashRing, src: NodeLoad, byId: Map<string, NodeLoad>, nod
       if (keys[mid]!.load >= excess) lo = split = mid + 1;
       else hi = mid;
     }
-    // Preference: the lightest key that clears the excess (one move, least
-    // load handed off), then lighter keys hottest first (fewest moves).
     let progress = false;
-    for (const i of preferenceOrder(keys, split)) {
+    for (const i of preferenceOrder(keys.length, split, groupStart, open)) {
       const k = keys[i]!;
-      if (moved[i] || k.load === 0 || (!fallback && fitsNowhere[i])) continue;
       const to = fallback ? leastLoaded(src, k.load, nodes) : firstWithRoom(ring, src, k, byId);
-      if (to === undefined) {
-        fitsNowhere[i] = 1;
-        continue;
-      }
+      open.resolve(i);
+      if (to === undefined) continue;
       moved[i] = 1;
       src.load -= k.load;
       to.load += k.load;
-      moves.push({ key: k.key, from: src.id, to: to.id, load: k.load });
+      moves.push({ key: k.key, from: src.id, to: to.id, load: k.raw });
       progress = true;
       break;
     }
     if (progress) continue;
     if (fallback) return; // nothing lowers the peak any more
     // No remaining key fits under any cap: the load is too concentrated for
-    // c here. Best effort from now on.
+    // c here. Best effort from now on, every unmoved key a candidate again.
     fallback = true;
+    open = fresh();
   }
 }
 
 /**
- * The order to try a node's keys in, given `keys` in move order and `split`
- * = how many of them clear the excess alone: those from the lightest load up
- * (ties kept in move order), then the rest in move order.
+ * The order to try a node's open keys in, given `split` = how many of them
+ * (hottest first) clear the excess alone: those, from the lightest load up
+ * (the fewest moves and the least load handed off; ties in move order), then
+ * the lighter ones hottest first (the fewest moves).
  */
-function* preferenceOrder(keys: readonly HeldKey[], split: number): Generator<number> {
-  for (let end = split; end > 0; ) {
-    let start = end - 1;
-    while (start > 0 && keys[start - 1]!.load === keys[end - 1]!.load) start--;
-    for (let i = start; i < end; i++) yield i;
-    end = start;
+function* preferenceOrder(len: number, split: number, groupStart: Int32Array, open: Unresolved): Generator<number> {
+  for (let j = open.atOrBefore(split - 1); j >= 0; ) {
+    const g = groupStart[j]!;
+    for (let i = open.atOrAfter(g); i <= j; i = open.atOrAfter(i + 1)) yield i;
+    j = open.atOrBefore(g - 1);
   }
-  for (let i = split; i < keys.length; i++) yield i;
+  for (let i = open.atOrAfter(split); i < len; i = open.atOrAfter(i + 1)) yield i;
+}
+
+/**
+ * The set of indexes [0, n) not yet resolved, with "first open at or after i"
+ * and "last open at or before i" in near constant amortised time (two
+ * disjoint-set forests with path halving).
+ */
+class Unresolved {
+  /** next[i] === i when i is open; else a pointer towards a larger index. next[n] = n is the end. */
+  private readonly next: Int32Array;
+  /** prev[i + 1] === i + 1 when i is open; else a pointer towards a smaller one. prev[0] = 0 is the end. */
+  private readonly prev: Int32Array;
+  constructor(n: number) {
+    this.next = new Int32Array(n + 1);
+    this.prev = new Int32Array(n + 1);
+    for (let i = 0; i <= n; i++) this.next[i] = this.prev[i] = i;
+  }
+  resolve(i: number): void {
+    this.next[i] = i + 1;
+    this.prev[i + 1] = i;
+  }
+  /** First open index >= i, or n. */
+  atOrAfter(i: number): number {
+    const next = this.next;
+    while (next[i] !== i) {
+      next[i] = next[next[i]!]!;
+      i = next[i]!;
+    }
+    return i;
+  }
+  /** Last open index <= i, or -1. */
+  atOrBefore(i: number): number {
+    const prev = this.prev;
+    let p = i + 1;
+    while (prev[p] !== p) {
+      prev[p] = prev[prev[p]!]!;
+      p = prev[p]!;
+    }
+    return p - 1;
+  }
 }
 
 /** The paper's rule: the first node clockwise from the key's hash, other than `src`, whose load stays within its cap. */
@@ -258,7 +319,12 @@ function leastLoaded(src: NodeLoad, load: number, nodes: readonly NodeLoad[]): N
       bestRatio = r;
     }
   }
-  return best !== undefined && bestRatio < src.load / src.share ? best : undefined;
+  return best !== undefined && bestRatio < ratioOf(src) ? best : undefined;
+}
+
+/** load / fair share; a share that underflowed to 0 (a weight near 0) counts as infinitely loaded when it holds anything. */
+function ratioOf(n: NodeLoad): number {
+  return n.share > 0 ? n.load / n.share : n.load > 0 ? Number.POSITIVE_INFINITY : 0;
 }
 
 /**
