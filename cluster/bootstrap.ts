@@ -5,6 +5,13 @@ import { ChorusNode } from './chorus-node.ts';
 import type { ChorusConfig } from './config.ts';
 import { CLOSERS, createNodeContainer, type NodePorts } from './container.ts';
 import { HttpServer } from './http-server.ts';
+import { randomBytes } from 'node:crypto';
+import { chatActorTypes } from '../actors/index.ts';
+import type { Notifier } from '../actors/notifier.ts';
+import { TokenSigner } from './edge/auth.ts';
+import { ChatEdge, type EdgeOptions } from './edge/chat-edge.ts';
+import { mountChatHttp } from './edge/http-api.ts';
+import { LogNotifier } from './log-notifier.ts';
 
 /** A running node with its HTTP side. */
 export interface RunningNode {
@@ -19,11 +26,18 @@ export interface RunningNode {
   stop(): Promise<void>;
   /** Hands every actor to the other nodes, then stops. */
   drain(onProgress?: (remaining: number) => void): Promise<void>;
+  /** The WebSocket edge. */
+  readonly edge: ChatEdge;
+  /** Signs and verifies client tokens (tests use it to mint tokens). */
+  readonly signer: TokenSigner;
 }
 
 /** Extra parts a caller (tests, benches) can supply. */
 export interface StartOptions {
+  /** Actor types; default the chat actors. */
   types?: readonly ActorType[];
+  notifier?: Notifier;
+  edge?: EdgeOptions;
   ports?: NodePorts;
   logger?: Logger;
 }
@@ -33,26 +47,15 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
   const c = await createNodeContainer(config, { ...(opts.ports ? { ports: opts.ports } : {}), ...(opts.logger ? { logger: opts.logger } : {}) });
   const logger = c.resolve<Logger>(LOGGER);
   const metrics = c.resolve(PromMetrics);
-  const node = new ChorusNode({
-    nodeId: config.nodeId,
-    transport: c.resolve(TRANSPORT),
-    kv: c.resolve(KV_STORE),
-    log: c.resolve(EVENT_LOG),
-    snapshots: c.resolve(SNAPSHOT_STORE),
-    metrics: c.resolve(METRICS),
-    logger,
-    types: opts.types ?? [],
-    region: config.region,
-    weight: config.weight,
-    askTimeoutMs: config.askTimeoutMs,
-    idleTimeoutMs: config.idleTimeoutMs,
-    timing: { heartbeatMs: config.heartbeatMs, fenceAfterMs: config.fenceAfterMs, failureTimeoutMs: config.failureTimeoutMs, leaseMs: config.leaseMs },
-  });
+  const secret = config.authSecret ?? randomBytes(24).toString('base64url');
+  const signer = new TokenSigner(secret);
+  let node: ChorusNode | undefined;
+  let edge: ChatEdge | undefined;
   const http = new HttpServer({
     metrics: async () => ({ text: await metrics.text(), contentType: metrics.contentType }),
     readiness: {
-      member: () => node.actors.table.members.some((m) => m.id === config.nodeId) || 'not in the placement table yet',
-      owner: () => !node.actors.fenced || 'fenced: not taking actor work',
+      member: () => (node?.actors.table.members.some((m) => m.id === config.nodeId) ? true : 'not in the placement table yet'),
+      owner: () => (node && !node.actors.fenced ? true : 'fenced: not taking actor work'),
       log: async (): Promise<true> => {
         await c.resolve<{ lastPos(s: string): Promise<number> }>(EVENT_LOG).lastPos('chorus.readyz');
         return true;
@@ -60,20 +63,43 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
     },
   });
   const port = await http.listen(config.port, config.host);
-  const url = config.publicUrl ?? `http://${config.host}:${port}`;
+  const url = config.publicUrl ?? `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
+  const transport = c.resolve<import('../runtime/index.ts').Transport>(TRANSPORT);
+  node = new ChorusNode({
+    nodeId: config.nodeId,
+    transport,
+    kv: c.resolve(KV_STORE),
+    log: c.resolve(EVENT_LOG),
+    snapshots: c.resolve(SNAPSHOT_STORE),
+    metrics: c.resolve(METRICS),
+    logger,
+    types: opts.types ?? chatActorTypes({ notifier: opts.notifier ?? new LogNotifier(logger, metrics) }),
+    region: config.region,
+    weight: config.weight,
+    url,
+    askTimeoutMs: config.askTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    timing: { heartbeatMs: config.heartbeatMs, fenceAfterMs: config.fenceAfterMs, failureTimeoutMs: config.failureTimeoutMs, leaseMs: config.leaseMs },
+    load: () => ({ connections: edge?.connectionCount ?? 0 }),
+  });
+  edge = new ChatEdge(node, transport, signer, { ...opts.edge, metrics, logger });
+  mountChatHttp(http, { node, edge, signer, devSignIn: config.devSignIn ?? false, publicUrl: () => url, region: config.region });
   await node.start();
   logger.info({ url, profile: config.profile }, 'chorus node started');
   const closers = c.resolve<Array<() => Promise<void>>>(CLOSERS);
   let stopping: Promise<void> | undefined;
+  const running = node;
+  const runningEdge = edge;
   const stop = () => (stopping ??= (async () => {
-    await node.stop();
+    await runningEdge.close();
+    await running.stop();
     await http.close();
     for (const close of closers.reverse()) await close().catch(() => {});
   })());
   return {
-    config, node, http, container: c, port, url, stop,
+    config, node: running, http, container: c, port, url, stop, edge: runningEdge, signer,
     async drain(onProgress) {
-      await node.drain({ ...(onProgress ? { onProgress } : {}) });
+      await running.drain({ ...(onProgress ? { onProgress } : {}) });
       await stop();
     },
   };

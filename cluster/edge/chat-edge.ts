@@ -1,0 +1,496 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import {
+  COMMANDS, EDGE_COMMANDS, channelSubject, routeOf, userSubject, workspaceSubject, type CommandSpec,
+} from '../../actors/protocol.ts';
+import {
+  codec, toChorusError, ChorusError, silentLogger, noopMetrics,
+  type Clock, type Disposable, type Logger, type Metrics, type Transport, type Counter, type Gauge, type Histogram,
+} from '../../runtime/index.ts';
+import type { ChorusNode } from '../chorus-node.ts';
+import { AuthError, bearerOf, type TokenSigner } from './auth.ts';
+import { CLOSE, EDGE_ERRORS } from './close-codes.ts';
+import { DEFAULT_SESSION_LIMITS, Session, type ChannelSubState, type SessionLimits } from './session.ts';
+
+/** Settings of the edge. */
+export interface EdgeOptions {
+  /** Largest accepted frame in bytes. Default 64 KiB. */
+  maxFrameBytes?: number;
+  /** Most connections this node holds. Default 50,000 (the seed's per-server figure). */
+  maxConnections?: number;
+  /** Most connections of one user on this node. Default 20. */
+  maxConnectionsPerUser?: number;
+  /** Interval of WebSocket pings; a client that misses one is dropped. Default 30,000 ms. */
+  pingIntervalMs?: number;
+  /** Interval at which the edge tells user actors which sessions it still holds. Default 30,000 ms. */
+  sessionRefreshMs?: number;
+  limits?: Partial<SessionLimits>;
+}
+
+interface SubjectEntry { sub: Disposable; sessions: Set<Session> }
+
+/** Ops the edge answers itself (not actor commands). */
+const EDGE_OPS = new Set(['subscribe', 'unsubscribe', 'ping']);
+
+/**
+ * The thin WebSocket edge: authenticates the upgrade, validates every frame,
+ * applies rate limits, forwards commands to the domain actors as the token's
+ * user, and fans out channel events: one transport subscription per channel
+ * with local sessions (the broker sends one copy per edge; the edge writes
+ * the same serialised frame to each socket). Per session and channel it
+ * keeps the last message seq sent, so a client gets every message exactly
+ * once and in order, across reconnects (`subscribe` with the last seq seen)
+ * and across gaps (a missing seq triggers a catch-up read).
+ */
+export class ChatEdge {
+  readonly wss: WebSocketServer;
+  private readonly sessions = new Map<string, Session>();
+  private readonly byUser = new Map<string, Set<Session>>();
+  private readonly subjects = new Map<string, SubjectEntry>();
+  private readonly o: Required<Omit<EdgeOptions, 'limits'>> & { limits: SessionLimits };
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private pingTimer: ReturnType<typeof setInterval> | undefined;
+  private refreshTimer: ReturnType<typeof setInterval> | undefined;
+  private closing = false;
+  private readonly m: {
+    connections: Gauge; frames: Counter; sent: Counter; deliveries: Counter; latency: Histogram; closes: Counter; messages: Counter;
+  };
+
+  constructor(
+    private readonly node: ChorusNode,
+    private readonly transport: Transport,
+    private readonly signer: TokenSigner,
+    opts: EdgeOptions & { metrics?: Metrics; logger?: Logger; clock?: Clock } = {},
+  ) {
+    this.o = {
+      maxFrameBytes: opts.maxFrameBytes ?? 64 * 1024,
+      maxConnections: opts.maxConnections ?? 50_000,
+      maxConnectionsPerUser: opts.maxConnectionsPerUser ?? 20,
+      pingIntervalMs: opts.pingIntervalMs ?? 30_000,
+      sessionRefreshMs: opts.sessionRefreshMs ?? 30_000,
+      limits: { ...DEFAULT_SESSION_LIMITS, ...opts.limits },
+    };
+    this.logger = (opts.logger ?? silentLogger).child({ component: 'edge' });
+    this.clock = opts.clock ?? { now: Date.now } as Clock;
+    const m = opts.metrics ?? noopMetrics;
+    this.m = {
+      connections: m.gauge('websocket_connections_active', 'Open WebSocket connections on this node'),
+      frames: m.counter('chorus_edge_frames_total', 'Client frames by outcome', ['outcome']),
+      sent: m.counter('messages_sent_total', 'Messages posted and acknowledged through this edge'),
+      deliveries: m.counter('chorus_fanout_deliveries_total', 'Event frames written to sockets'),
+      latency: m.histogram('chorus_message_latency_seconds', 'Post accepted by the channel actor to frame written at the edge', [], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]),
+      closes: m.counter('chorus_edge_closes_total', 'Connections closed by the edge, by reason code', ['code']),
+      messages: m.counter('chorus_edge_messages_total', 'Chat messages posted through this edge'),
+    };
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.o.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
+    this.pingTimer = setInterval(() => this.pingAll(), this.o.pingIntervalMs);
+    this.pingTimer.unref();
+    this.refreshTimer = setInterval(() => this.refreshSessions(), this.o.sessionRefreshMs);
+    this.refreshTimer.unref();
+  }
+
+  /** Connections open now. */
+  get connectionCount(): number {
+    return this.sessions.size;
+  }
+  /** Transport subscriptions held for fan-out now. */
+  get subjectCount(): number {
+    return this.subjects.size;
+  }
+
+  /** Handles an HTTP upgrade on /ws: authenticates, then hands the socket to ws. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const refuse = (status: number, code: string, message: string) => {
+      socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : 'Forbidden'}\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify({ code, message })}`);
+      this.m.closes.inc({ code });
+    };
+    if (this.closing) return refuse(503, EDGE_ERRORS.EDGE_SHUTDOWN, 'node is shutting down');
+    let claims;
+    try {
+      claims = this.signer.verify(bearerOf(req.headers, url));
+      if (claims.kind !== 'user') throw new AuthError('AUTH_FORBIDDEN', 'not a user token');
+    } catch (err) {
+      const e = toChorusError(err);
+      return refuse(401, e.code, e.message);
+    }
+    if (this.sessions.size >= this.o.maxConnections) return refuse(503, EDGE_ERRORS.EDGE_TOO_MANY_CONNECTIONS, 'node is at its connection limit');
+    if ((this.byUser.get(claims.sub)?.size ?? 0) >= this.o.maxConnectionsPerUser) return refuse(403, EDGE_ERRORS.EDGE_TOO_MANY_CONNECTIONS, 'too many connections for this user');
+    const device = (url.searchParams.get('device') ?? 'web').replace(/[^A-Za-z0-9 _.-]/g, '').slice(0, 64) || 'web';
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, claims, device));
+  }
+
+  private onConnection(socket: WebSocket, claims: ReturnType<TokenSigner['verify']>, device: string): void {
+    const id = randomBytes(9).toString('base64url').replace(/[^A-Za-z0-9_-]/g, '_');
+    const s = new Session(id, socket, claims, device, this.o.limits, () => this.clock.now());
+    this.sessions.set(id, s);
+    let set = this.byUser.get(s.user);
+    if (!set) this.byUser.set(s.user, (set = new Set()));
+    set.add(s);
+    this.m.connections.inc();
+    socket.on('pong', () => { s.alive = true; });
+    socket.on('message', (data, isBinary) => this.onFrame(s, data, isBinary));
+    socket.on('close', () => this.onClose(s));
+    socket.on('error', (err) => {
+      // ws reports oversized frames and protocol errors here, then closes
+      this.logger.debug({ session: id, err: err.message }, 'socket error');
+    });
+    s.send(JSON.stringify({ type: 'hello', session: id, user: s.user, node: this.node.nodeId, workspaces: claims.ws }));
+    for (const ws of claims.ws) if (ws !== '*') this.ensureWorkspace(s, ws);
+  }
+
+  /** First use of a workspace by a session: receive its user and workspace events and tell the user actor about the session. */
+  private ensureWorkspace(s: Session, ws: string): void {
+    if (s.workspaces.has(ws)) return;
+    s.workspaces.add(ws);
+    this.joinSubject(userSubject(ws, s.user), s);
+    this.joinSubject(workspaceSubject(ws), s);
+    this.askUser(ws, s.user, { op: 'sessionOpened', by: s.user, ws, sessionId: s.id, node: this.node.nodeId, device: s.device });
+  }
+
+  private onClose(s: Session): void {
+    s.closed = true;
+    if (!this.sessions.delete(s.id)) return;
+    this.m.connections.dec();
+    this.byUser.get(s.user)?.delete(s);
+    if (this.byUser.get(s.user)?.size === 0) this.byUser.delete(s.user);
+    for (const st of s.chans.values()) this.leaveSubject(st.subject, s);
+    for (const subj of s.personal) this.leaveSubject(subj, s);
+    s.chans.clear();
+    if (!this.closing) for (const ws of s.workspaces) this.askUser(ws, s.user, { op: 'sessionClosed', by: s.user, ws, sessionId: s.id });
+  }
+
+  private askUser(ws: string, user: string, msg: Record<string, unknown>): void {
+    const spec = (EDGE_COMMANDS as Record<string, CommandSpec>)[msg.op as string]!;
+    const parsed = spec.schema.safeParse(msg);
+    if (!parsed.success) return;
+    const route = routeOf(msg.op as 'sessionOpened', { by: user, ws });
+    this.node.ref(route.type, route.key).ask(parsed.data).catch((err) => this.logger.debug({ err: (err as Error).message }, 'session update failed'));
+  }
+
+  // ---- frames ------------------------------------------------------------
+
+  private onFrame(s: Session, data: RawData, isBinary: boolean): void {
+    if (s.closed) return;
+    if (isBinary) {
+      this.m.frames.inc({ outcome: 'binary' });
+      return this.reject(s, undefined, EDGE_ERRORS.EDGE_BAD_FRAME, 'binary frames are not accepted; send JSON text');
+    }
+    if (!s.bucket.take()) {
+      this.m.frames.inc({ outcome: 'rate_limited' });
+      if (++s.rejectedInARow >= this.o.limits.floodCloseAfter) {
+        this.m.closes.inc({ code: EDGE_ERRORS.EDGE_FLOOD });
+        return s.close(CLOSE.POLICY, 'flooding: too many frames over the rate limit');
+      }
+      return this.reject(s, undefined, EDGE_ERRORS.EDGE_RATE_LIMITED, 'too many frames', { retryAfterMs: s.bucket.retryAfterMs() });
+    }
+    let frame: unknown;
+    try {
+      // ws has checked UTF-8 validity of text frames already (it closes with 1007 otherwise)
+      frame = JSON.parse(data.toString());
+    } catch {
+      this.m.frames.inc({ outcome: 'bad_json' });
+      return this.reject(s, undefined, EDGE_ERRORS.EDGE_BAD_FRAME, 'frame is not valid JSON');
+    }
+    if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+      this.m.frames.inc({ outcome: 'bad_frame' });
+      return this.reject(s, undefined, EDGE_ERRORS.EDGE_BAD_FRAME, 'frame must be a JSON object with an "op"');
+    }
+    const f = frame as Record<string, unknown>;
+    const id = typeof f.id === 'string' || typeof f.id === 'number' ? (String(f.id).length <= 64 ? f.id : undefined) : undefined;
+    if (typeof f.op !== 'string') {
+      this.m.frames.inc({ outcome: 'bad_frame' });
+      return this.reject(s, id, EDGE_ERRORS.EDGE_BAD_FRAME, 'frame has no "op" string');
+    }
+    if (s.inFlight >= this.o.limits.maxInFlight) {
+      this.m.frames.inc({ outcome: 'rate_limited' });
+      return this.reject(s, id, EDGE_ERRORS.EDGE_RATE_LIMITED, `more than ${this.o.limits.maxInFlight} requests in flight`, { retryAfterMs: 100 });
+    }
+    s.rejectedInARow = 0;
+    s.inFlight++;
+    this.dispatch(s, f.op, f).then(
+      (result) => {
+        this.m.frames.inc({ outcome: 'ok' });
+        s.send(JSON.stringify({ type: 'reply', id, ok: true, result: result ?? null }));
+      },
+      (err) => {
+        const e = toChorusError(err);
+        this.m.frames.inc({ outcome: e.code });
+        s.send(JSON.stringify({ type: 'reply', id, ok: false, error: e.toJSON() }));
+      },
+    ).finally(() => { s.inFlight--; });
+  }
+
+  private reject(s: Session, id: unknown, code: string, message: string, details?: Record<string, unknown>): void {
+    const error = { code, message, ...(details ? { details } : {}) };
+    s.send(JSON.stringify(id !== undefined ? { type: 'reply', id, ok: false, error } : { type: 'error', error }));
+  }
+
+  private async dispatch(s: Session, op: string, f: Record<string, unknown>): Promise<unknown> {
+    if (EDGE_OPS.has(op)) {
+      if (op === 'ping') return { pong: this.clock.now() };
+      const ws = typeof f.ws === 'string' ? f.ws : '';
+      const ch = typeof f.ch === 'string' ? f.ch : '';
+      if (op === 'unsubscribe') return this.unsubscribe(s, ws, ch);
+      const seq = typeof f.seq === 'number' && Number.isSafeInteger(f.seq) && f.seq >= 0 ? f.seq : undefined;
+      return this.subscribe(s, ws, ch, seq);
+    }
+    const spec = Object.hasOwn(COMMANDS, op) ? (COMMANDS as Record<string, CommandSpec>)[op] : undefined;
+    if (!spec) throw new ChorusError(EDGE_ERRORS.EDGE_UNKNOWN_OP, `unknown op ${JSON.stringify(op.slice(0, 40))}`);
+    // `by` comes from the token, never from the frame
+    const parsed = spec.schema.safeParse({ ...f, by: s.user });
+    if (!parsed.success) throw new ChorusError('CHORUS_BAD_MESSAGE', `invalid ${op}: ${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || op}: ${i.message}`).join('; ')}`);
+    const cmd = parsed.data as { by: string; ws: string; ch?: string; user?: string };
+    if (op !== 'createWorkspace') this.checkWorkspaceClaim(s, cmd.ws);
+    const route = routeOf(op as 'post', cmd);
+    const result = await this.node.ref(route.type, route.key).ask(cmd);
+    this.ensureWorkspace(s, cmd.ws);
+    if (op === 'post') {
+      this.m.messages.inc();
+      this.m.sent.inc();
+    }
+    return result;
+  }
+
+  /** The token's coarse workspace filter ('*' = any; the actors check membership either way). */
+  private checkWorkspaceClaim(s: Session, ws: string): void {
+    if (!s.claims.ws.includes(ws) && !s.claims.ws.includes('*')) throw new AuthError('AUTH_FORBIDDEN', `token does not grant workspace ${ws}`);
+  }
+
+  // ---- subscriptions and fan-out ----------------------------------------
+
+  private async subscribe(s: Session, ws: string, ch: string, seq: number | undefined): Promise<unknown> {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(ws) || !/^[A-Za-z0-9_-]{1,64}$/.test(ch)) throw new ChorusError('CHORUS_BAD_MESSAGE', 'subscribe needs ws and ch ids');
+    this.checkWorkspaceClaim(s, ws);
+    const key = `${ws}.${ch}`;
+    if (!s.chans.has(key) && s.chans.size >= this.o.limits.maxSubscriptions) throw new ChorusError(EDGE_ERRORS.EDGE_TOO_MANY_SUBSCRIPTIONS, `at most ${this.o.limits.maxSubscriptions} channel subscriptions per connection`);
+    const subject = channelSubject(ws, ch);
+    let st = s.chans.get(key);
+    if (!st) {
+      st = { ws, ch, subject, lastSeq: seq ?? 0, catchingUp: true, buffer: [] };
+      s.chans.set(key, st);
+      this.joinSubject(subject, s);
+    } else {
+      st.catchingUp = true;
+      if (seq !== undefined) st.lastSeq = seq;
+    }
+    try {
+      // subscribed first, read second: nothing published in between is missed
+      const first = await this.node.ref('channel', key).ask<SinceResult>(
+        seq === undefined ? { op: 'channelInfo', by: s.user, ws, ch } : { op: 'since', by: s.user, ws, ch, seq },
+      );
+      // the channel said yes: the user may see this workspace's events too
+      this.ensureWorkspace(s, ws);
+      if (seq === undefined) {
+        st.lastSeq = (first as unknown as { latestSeq?: number }).latestSeq ?? 0;
+        this.finishCatchUp(s, st);
+        return { subscribed: true, latestSeq: st.lastSeq, info: first };
+      }
+      const result = await this.catchUpFrom(s, st, first);
+      return { subscribed: true, latestSeq: st.lastSeq, ...result };
+    } catch (err) {
+      // not allowed (or not reachable): no subscription
+      s.chans.delete(key);
+      this.leaveSubject(subject, s);
+      throw err;
+    }
+  }
+
+  private unsubscribe(s: Session, ws: string, ch: string): unknown {
+    const st = s.chans.get(`${ws}.${ch}`);
+    if (st) {
+      s.chans.delete(`${ws}.${ch}`);
+      this.leaveSubject(st.subject, s);
+    }
+    return { unsubscribed: true };
+  }
+
+  /** Applies a since() answer (and further pages) to the session state; returns what the client gets in the reply. */
+  private async catchUpFrom(s: Session, st: ChannelSubState, first: SinceResult): Promise<{ messages: unknown[]; updates: unknown[]; resync?: boolean }> {
+    const messages: unknown[] = [];
+    const updates: unknown[] = [];
+    let page: SinceResult | undefined = first;
+    let resync = false;
+    for (let i = 0; page && i < 50; i++) {
+      for (const m of page.messages ?? []) {
+        if (m.seq > st.lastSeq) {
+          messages.push(m);
+          st.lastSeq = m.seq;
+        }
+      }
+      updates.push(...(page.updates ?? []));
+      resync ||= !!page.resync;
+      if (!page.more) break;
+      page = await this.node.ref('channel', `${st.ws}.${st.ch}`).ask<SinceResult>({ op: 'since', by: s.user, ws: st.ws, ch: st.ch, seq: st.lastSeq });
+    }
+    queueMicrotask(() => this.finishCatchUp(s, st));
+    return { messages, updates, ...(resync ? { resync } : {}) };
+  }
+
+  /** Ends a catch-up: live events buffered meanwhile are delivered through the normal gap logic. */
+  private finishCatchUp(s: Session, st: ChannelSubState): void {
+    st.catchingUp = false;
+    const buffered = st.buffer;
+    st.buffer = [];
+    for (const e of buffered) this.deliverChannel(s, st, e as ChannelEventLike, undefined);
+  }
+
+  /** A gap in a session's seqs: read what is missing, send it as a catch-up frame, then resume live delivery. */
+  private fillGap(s: Session, st: ChannelSubState): void {
+    st.catchingUp = true;
+    this.node.ref('channel', `${st.ws}.${st.ch}`).ask<SinceResult>({ op: 'since', by: s.user, ws: st.ws, ch: st.ch, seq: st.lastSeq })
+      .then((page) => this.catchUpFrom(s, st, page))
+      .then((r) => { if (r.messages.length || r.updates.length) s.send(JSON.stringify({ type: 'catchup', ws: st.ws, ch: st.ch, ...r })); })
+      .catch((err) => {
+        // lost access (removed) or unreachable: stop delivering this channel to the session
+        s.chans.delete(`${st.ws}.${st.ch}`);
+        this.leaveSubject(st.subject, s);
+        s.send(JSON.stringify({ type: 'unsubscribed', ws: st.ws, ch: st.ch, error: toChorusError(err).toJSON() }));
+      });
+  }
+
+  private joinSubject(subject: string, s: Session): void {
+    let e = this.subjects.get(subject);
+    if (!e) {
+      const sessions = new Set<Session>();
+      const sub = this.transport.subscribe(subject, (data, subj) => this.onPublished(subj, data, sessions));
+      this.subjects.set(subject, (e = { sub, sessions }));
+    }
+    e.sessions.add(s);
+    if (!subject.startsWith('chorus.chan.')) s.personal.add(subject);
+  }
+
+  private leaveSubject(subject: string, s: Session): void {
+    const e = this.subjects.get(subject);
+    if (!e) return;
+    e.sessions.delete(s);
+    s.personal.delete(subject);
+    if (e.sessions.size === 0) {
+      this.subjects.delete(subject);
+      void e.sub.dispose();
+    }
+  }
+
+  private onPublished(subject: string, data: Uint8Array, sessions: Set<Session>): void {
+    let event: ChannelEventLike;
+    try {
+      event = codec.decode(data) as ChannelEventLike;
+    } catch {
+      return;
+    }
+    if (typeof event !== 'object' || event === null) return;
+    // one serialisation per event, shared by every local socket
+    let frame: string | undefined;
+    const frameOf = () => (frame ??= JSON.stringify({ type: 'event', event }));
+    if (subject.startsWith('chorus.chan.')) {
+      const key = `${event.ws}.${event.ch}`;
+      if (event.type === 'message' && typeof event.message?.ts === 'number') this.m.latency.observe(Math.max(0, this.clock.now() - event.message.ts) / 1000);
+      for (const s of sessions) {
+        const st = s.chans.get(key);
+        if (st) this.deliverChannel(s, st, event, frameOf);
+      }
+      return;
+    }
+    for (const s of sessions) {
+      if (event.type === 'removed_from_workspace' || (event.type === 'member_removed' && event.user === s.user)) this.dropWorkspace(s, event.ws);
+      if (s.send(frameOf())) this.m.deliveries.inc();
+    }
+  }
+
+  private deliverChannel(s: Session, st: ChannelSubState, e: ChannelEventLike, frameOf: (() => string) | undefined): void {
+    if (st.catchingUp) {
+      st.buffer.push(e);
+      if (st.buffer.length > 10_000) s.close(CLOSE.SLOW_CONSUMER, 'slow consumer: catch-up backlog over the limit');
+      return;
+    }
+    if (e.type === 'message') {
+      const seq = e.seq ?? 0;
+      if (seq <= st.lastSeq) return; // already sent (catch-up overlap or a duplicate publish)
+      if (seq > st.lastSeq + 1) {
+        st.buffer.push(e);
+        return this.fillGap(s, st);
+      }
+      st.lastSeq = seq;
+    }
+    const frame = frameOf ? frameOf() : JSON.stringify({ type: 'event', event: e });
+    if (s.send(frame)) this.m.deliveries.inc();
+    if (e.type === 'member_left' && e.user === s.user) {
+      s.chans.delete(`${st.ws}.${st.ch}`);
+      this.leaveSubject(st.subject, s);
+    }
+  }
+
+  private dropWorkspace(s: Session, ws: string): void {
+    for (const [key, st] of s.chans) {
+      if (st.ws !== ws) continue;
+      s.chans.delete(key);
+      this.leaveSubject(st.subject, s);
+    }
+  }
+
+  // ---- housekeeping -----------------------------------------------------
+
+  private pingAll(): void {
+    for (const s of this.sessions.values()) {
+      if (!s.alive) {
+        s.socket.terminate();
+        continue;
+      }
+      s.alive = false;
+      try {
+        s.socket.ping();
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  }
+
+  private refreshSessions(): void {
+    const perUserWs = new Map<string, string[]>();
+    for (const s of this.sessions.values()) {
+      for (const ws of s.workspaces) {
+        const k = `${ws} ${s.user}`;
+        const list = perUserWs.get(k) ?? [];
+        list.push(s.id);
+        perUserWs.set(k, list);
+      }
+    }
+    for (const [k, ids] of perUserWs) {
+      const [ws, user] = k.split(' ') as [string, string];
+      this.askUser(ws, user, { op: 'sessionsRefresh', by: user, ws, node: this.node.nodeId, sessionIds: ids });
+    }
+  }
+
+  /** Closes every connection with "going away" (clients reconnect elsewhere) and stops. */
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    for (const s of [...this.sessions.values()]) s.close(CLOSE.GOING_AWAY, 'node shutting down; reconnect');
+    for (const e of this.subjects.values()) await e.sub.dispose();
+    this.subjects.clear();
+    await new Promise<void>((r) => this.wss.close(() => r()));
+  }
+}
+
+/** The shape of events the edge looks at (the rest passes through untouched). */
+interface ChannelEventLike {
+  type: string;
+  ws: string;
+  ch?: string;
+  seq?: number;
+  user?: string;
+  message?: { ts?: number };
+}
+
+/** The part of the channel's `since` answer the edge uses. */
+interface SinceResult {
+  messages?: Array<{ seq: number }>;
+  updates?: unknown[];
+  latestSeq?: number;
+  more?: boolean;
+  resync?: boolean;
+}

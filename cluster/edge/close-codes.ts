@@ -1,0 +1,52 @@
+/**
+ * The one place that maps failures to WebSocket close codes. 4000-4999 are
+ * application codes (RFC 6455 7.4.2); the reason text is always set.
+ */
+export const CLOSE = Object.freeze({
+  /** Normal close (client or server said goodbye). */
+  NORMAL: 1000,
+  /** The node is shutting down or draining; reconnect (through /api/connect). */
+  GOING_AWAY: 1001,
+  /** Frame was not valid UTF-8 / not JSON text. */
+  INVALID_DATA: 1007,
+  /** Hostile or abusive behaviour (flooding past the hard limit). */
+  POLICY: 1008,
+  /** Frame larger than the limit. */
+  TOO_BIG: 1009,
+  /** Unexpected server fault. */
+  INTERNAL: 1011,
+  /** Token missing, forged, expired or revoked (also sent as HTTP 401 before the upgrade). */
+  UNAUTHORIZED: 4001,
+  /** The client could not keep up: its send buffer passed the bound. */
+  SLOW_CONSUMER: 4008,
+  /** Too many connections for this user or this node. */
+  TOO_MANY_CONNECTIONS: 4029,
+});
+
+/** Close code for an error code that ends a connection. */
+export function closeCodeFor(code: string): number {
+  if (code.startsWith('AUTH_')) return CLOSE.UNAUTHORIZED;
+  switch (code) {
+    case 'EDGE_SLOW_CONSUMER': return CLOSE.SLOW_CONSUMER;
+    case 'EDGE_FLOOD': return CLOSE.POLICY;
+    case 'EDGE_TOO_MANY_CONNECTIONS': return CLOSE.TOO_MANY_CONNECTIONS;
+    case 'EDGE_FRAME_TOO_BIG': return CLOSE.TOO_BIG;
+    case 'EDGE_BINARY_FRAME': return CLOSE.INVALID_DATA;
+    case 'EDGE_SHUTDOWN': return CLOSE.GOING_AWAY;
+    default: return CLOSE.INTERNAL;
+  }
+}
+
+/** Edge error codes (frames and closes). */
+export const EDGE_ERRORS = Object.freeze({
+  EDGE_BAD_FRAME: 'EDGE_BAD_FRAME',
+  EDGE_UNKNOWN_OP: 'EDGE_UNKNOWN_OP',
+  EDGE_RATE_LIMITED: 'EDGE_RATE_LIMITED',
+  EDGE_FLOOD: 'EDGE_FLOOD',
+  EDGE_SLOW_CONSUMER: 'EDGE_SLOW_CONSUMER',
+  EDGE_TOO_MANY_CONNECTIONS: 'EDGE_TOO_MANY_CONNECTIONS',
+  EDGE_FRAME_TOO_BIG: 'EDGE_FRAME_TOO_BIG',
+  EDGE_BINARY_FRAME: 'EDGE_BINARY_FRAME',
+  EDGE_SHUTDOWN: 'EDGE_SHUTDOWN',
+  EDGE_TOO_MANY_SUBSCRIPTIONS: 'EDGE_TOO_MANY_SUBSCRIPTIONS',
+});
