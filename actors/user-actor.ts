@@ -1,0 +1,239 @@
+/**
+ * UserActor (type 'user', key `${ws}.${user}`): one person in one workspace.
+ * Persisted: profile, manual away, notification preferences, read cursors and
+ * mention counts. Ephemeral (memory only): sessions on devices and edge
+ * nodes, the presence derived from them, the latest seqs learned from
+ * channels. Channels tell it about mentions/DMs (`notify`) and membership;
+ * when the user has no session and the preferences allow, it calls the
+ * Notifier.
+ *
+ * Unread counts: `unreads` asks each channel the user is in for its latest
+ * seq and the count of unread top-level messages after the read cursor
+ * (`readState`), in parallel; a channel that does not answer in time is
+ * reported with the last seq this actor heard of (`stale`). Between two
+ * `unreads` calls clients keep the counts current from the channel subjects.
+ */
+import type { ActorType } from '../runtime/index.ts';
+import { CHAT_FORBIDDEN, CHAT_NOT_MEMBER, chatError } from './errors.ts';
+import type { NotifyKind, Presence, UnreadEntry, UserEvent } from './events.ts';
+import { ChatActor, on, type ChatOptions, type OpHandler } from './lib/chat-actor.ts';
+import { get } from './lib/dict.ts';
+import { MemberChanged, Membership, Notify, SweepSessions, type ReadStateReply } from './lib/internal.ts';
+import { SessionTable } from './lib/sessions.ts';
+import { applyUser, initialUser, type UserEventRec, type UserState } from './lib/user-state.ts';
+import { expectKey } from './lib/validate.ts';
+import {
+  GetPresence, GetProfile, MarkRead, Me, SessionClosed, SessionIdle, SessionOpened, SessionsRefresh, SetAway, SetNotifyPrefs,
+  Unreads, UpdateProfile, channelKey, userKey, userSubject, workspaceSubject, type Command, type NotifyLevel,
+} from './protocol.ts';
+import type { z } from 'zod';
+
+type Addr = { by: string; ws: string; user?: string | undefined };
+
+/** The user actor. */
+export class UserActor extends ChatActor<UserState, UserEventRec> {
+  private table: Readonly<Record<string, OpHandler>> | undefined;
+  private sessionTable: SessionTable | undefined;
+  private lastPresence: Presence | undefined;
+  /** Ephemeral: latest seqs learned from channels' readState answers. */
+  private readonly latestSeen = new Map<string, number>();
+
+  protected initialState(): UserState {
+    return initialUser();
+  }
+  protected applyEvent(s: UserState, e: UserEventRec): UserState {
+    return applyUser(s, e);
+  }
+
+  private get sessions(): SessionTable {
+    return (this.sessionTable ??= new SessionTable(this.opts.sessionTtlMs));
+  }
+  /** The user this actor is. */
+  private get me(): string {
+    const k = this.ctx.id.key;
+    return k.slice(k.indexOf('.') + 1);
+  }
+  private get ws(): string {
+    const k = this.ctx.id.key;
+    return k.slice(0, k.indexOf('.'));
+  }
+
+  protected ops(): Readonly<Record<string, OpHandler>> {
+    return (this.table ??= {
+      getProfile: on(GetProfile, async (m) => (await this.member(m), { user: this.me, ...this.profileView() })),
+      updateProfile: on(UpdateProfile, (m) => this.updateProfile(m)),
+      setAway: on(SetAway, (m) => this.write(m, 'setAway', [{ type: 'away', away: m.away }], { away: m.away }).then((r) => (this.presenceChanged(), r))),
+      getPresence: on(GetPresence, async (m) => (await this.member(m), { user: this.me, presence: this.presence() })),
+      markRead: on(MarkRead, (m) => this.markRead(m)),
+      unreads: on(Unreads, (m) => this.unreads(m)),
+      setNotifyPrefs: on(SetNotifyPrefs, (m) => this.write(m, 'setNotifyPrefs', [{ type: 'prefs', level: m.level, ...(m.ch ? { ch: m.ch } : {}) }], { ch: m.ch ?? null, level: m.level })),
+      me: on(Me, async (m) => {
+        await this.own(m);
+        const s = this.state;
+        return { user: this.me, ...this.profileView(), away: s.away, presence: this.presence(), prefs: structuredClone(s.prefs), sessions: this.sessions.list() };
+      }),
+      sessionOpened: on(SessionOpened, async (m) => {
+        await this.own(m);
+        this.sessions.open(m.sessionId, m.node, m.device, this.now());
+        return this.sessionsChanged();
+      }),
+      sessionClosed: on(SessionClosed, (m) => this.cheapOwn(m, () => this.sessions.close(m.sessionId))),
+      sessionsRefresh: on(SessionsRefresh, (m) => this.cheapOwn(m, () => this.sessions.refresh(m.node, m.sessionIds, this.now()))),
+      sessionIdle: on(SessionIdle, (m) => this.cheapOwn(m, () => this.sessions.setIdle(m.sessionId, m.idle))),
+      sweepSessions: on(SweepSessions, () => this.sessionsChanged()),
+      notify: on(Notify, (m) => this.onNotify(m)),
+      membership: on(Membership, (m) => this.onMembership(m)),
+      memberChanged: on(MemberChanged, (m) => {
+        expectKey(this.ctx.id.key, userKey(m.ws, m.user));
+        this.forgetRole(m.user);
+      }),
+    });
+  }
+
+  // ---- guards ---------------------------------------------------------------
+
+  /** The caller must be a workspace member (any user actor of the workspace answers members only). */
+  private async member(m: Addr): Promise<void> {
+    expectKey(this.ctx.id.key, userKey(m.ws, m.user ?? m.by));
+    if (!(await this.wsRole(m.ws, m.by))) throw chatError(CHAT_NOT_MEMBER, `${m.by} is not a member of workspace ${m.ws}`);
+  }
+  /** The caller must be this user, and a workspace member. */
+  private async own(m: Addr): Promise<void> {
+    await this.member(m);
+    if (m.by !== this.me) throw chatError(CHAT_FORBIDDEN, 'only the user may do this');
+  }
+  /** Session upkeep from the edge: own user only, no workspace look-up (must stay cheap). */
+  private cheapOwn(m: Addr, fn: () => void): { presence: Presence; sessions: number } {
+    expectKey(this.ctx.id.key, userKey(m.ws, m.user ?? m.by));
+    if (m.by !== this.me) throw chatError(CHAT_FORBIDDEN, 'only the user may do this');
+    fn();
+    return this.sessionsChanged();
+  }
+
+  /** A persisted write of the user's own state, idempotent per clientMsgId. */
+  private async write<R>(m: Addr & { clientMsgId: string }, op: string, events: UserEventRec[], result: R): Promise<R> {
+    await this.own(m);
+    const key = `${m.by}:${m.clientMsgId}`;
+    const seen = this.replayOf(key, op);
+    if (seen.hit) return seen.result as R;
+    return this.commit({ key, op, events, result });
+  }
+
+  // ---- profile, presence -----------------------------------------------------------
+
+  private profileView() {
+    const { displayName, title, avatarUrl, tz } = this.state.profile;
+    return { displayName: displayName ?? this.me, title: title ?? '', avatarUrl: avatarUrl ?? null, tz: tz ?? 'UTC' };
+  }
+
+  private updateProfile(m: Command<'updateProfile'>) {
+    const ev: UserEventRec = { type: 'profile', at: this.now() };
+    if (m.displayName !== undefined) ev.displayName = m.displayName;
+    if (m.title !== undefined) ev.title = m.title;
+    if (m.avatarUrl !== undefined) ev.avatarUrl = m.avatarUrl;
+    if (m.tz !== undefined) ev.tz = m.tz;
+    return this.write(m, 'updateProfile', [ev], { updatedAt: ev.at });
+  }
+
+  private presence(): Presence {
+    this.sessions.sweep(this.now());
+    return this.sessions.presence(this.state.away);
+  }
+
+  /** Sweeps, keeps the sweep timer running while sessions exist, publishes presence on change. */
+  private sessionsChanged(): { presence: Presence; sessions: number } {
+    const p = this.presenceChanged();
+    const n = this.sessions.size;
+    if (n > 0) this.ctx.setTimer('sessions', Math.max(1000, Math.floor(this.opts.sessionTtlMs / 2)), { op: 'sweepSessions' }, { repeat: true });
+    else this.ctx.cancelTimer('sessions');
+    return { presence: p, sessions: n };
+  }
+  private presenceChanged(): Presence {
+    const p = this.presence();
+    if (p !== this.lastPresence && !(this.lastPresence === undefined && p === 'offline')) {
+      this.ctx.publish(workspaceSubject(this.ws), { type: 'presence', ws: this.ws, user: this.me, presence: p });
+    }
+    this.lastPresence = p;
+    return p;
+  }
+
+  // ---- read cursors, unreads ---------------------------------------------------------
+
+  private async markRead(m: Command<'markRead'>) {
+    await this.own(m);
+    const key = `${m.by}:${m.clientMsgId}`;
+    const seen = this.replayOf(key, 'markRead');
+    if (seen.hit) return seen.result;
+    const c = get(this.state.chans, m.ch);
+    if (c && m.seq <= c.read) return { ch: m.ch, seq: c.read, mentions: c.mentions.length };
+    await this.commit({ key, op: 'markRead', events: [{ type: 'read', ch: m.ch, seq: m.seq }], result: null });
+    const after = get(this.state.chans, m.ch)!;
+    this.publishUser({ type: 'read', ws: m.ws, ch: m.ch, seq: after.read, mentions: after.mentions.length });
+    return { ch: m.ch, seq: after.read, mentions: after.mentions.length };
+  }
+
+  private async unreads(m: Addr): Promise<UnreadEntry[]> {
+    await this.own(m);
+    const chans = Object.entries(this.state.chans).filter(([, c]) => c.member);
+    const answers = await Promise.allSettled(chans.map(([ch, c]) =>
+      this.askActor<ReadStateReply>('channel', channelKey(this.ws, ch), { op: 'readState', ws: this.ws, ch, by: this.me, after: c.read })));
+    return chans.map(([ch, c], i) => {
+      const a = answers[i]!;
+      const known = Math.max(c.latest, this.latestSeen.get(ch) ?? 0);
+      const e: UnreadEntry = { ch, kind: c.kind, name: c.name, readSeq: c.read, latestSeq: known, unread: Math.max(0, known - c.read), mentions: c.mentions.length, level: this.level(ch) };
+      if (a.status === 'fulfilled') {
+        this.latestSeen.set(ch, a.value.latestSeq);
+        e.latestSeq = Math.max(known, a.value.latestSeq);
+        e.unread = a.value.unread;
+      } else e.stale = true;
+      return e;
+    });
+  }
+
+  private level(ch: string): NotifyLevel {
+    return get(this.state.prefs.channels, ch) ?? this.state.prefs.default;
+  }
+
+  // ---- tells from channels -------------------------------------------------------
+
+  private async onNotify(n: z.infer<typeof Notify>): Promise<void> {
+    expectKey(this.ctx.id.key, userKey(n.ws, n.user));
+    // `~` never occurs in client dedup ids (`${by}:${clientMsgId}`, ids have no `~`)
+    const r = await this.persist([{ type: 'notified', ch: n.ch, seq: n.seq, kind: n.chKind, name: n.chName }], `~notify:${n.ch}:${n.seq}`);
+    if (r.duplicate) return; // the network delivered it twice
+    const c = get(this.state.chans, n.ch);
+    this.publishUser({ type: 'mention', ws: n.ws, ch: n.ch, seq: n.seq, kind: n.kind, from: n.from, preview: n.preview, mentions: c?.mentions.length ?? 0 });
+    if (this.presence() !== 'offline' || !allows(this.level(n.ch), n.kind)) return;
+    const title = n.kind === 'dm' ? `${n.from} (direct message)` : n.kind === 'mention' ? `${n.from} mentioned you in #${n.chName}` : `${n.from} in #${n.chName}`;
+    const notifier = this.opts.notifier;
+    // never inside the turn: a slow or failing notifier must not hold up or fail the user actor
+    Promise.resolve()
+      .then(() => notifier.notify(userKey(n.ws, n.user), { title, body: n.preview, ws: n.ws, ch: n.ch, seq: n.seq }))
+      .catch((err: unknown) => this.ctx.logger.warn({ err: String(err), ch: n.ch, seq: n.seq }, 'notifier failed'));
+  }
+
+  private async onMembership(m: z.infer<typeof Membership>): Promise<void> {
+    expectKey(this.ctx.id.key, userKey(m.ws, m.user));
+    const c = get(this.state.chans, m.ch);
+    if (m.joined && c?.member && c.kind === m.kind && c.name === m.name && c.latest >= m.latestSeq) return;
+    if (!m.joined && !c) return;
+    await this.commit({ op: 'membership', events: [{ type: 'membership', ch: m.ch, joined: m.joined, kind: m.kind, name: m.name, latestSeq: m.latestSeq }], result: undefined });
+    this.publishUser(m.joined
+      ? { type: 'channel_joined', ws: m.ws, ch: m.ch, kind: m.kind, name: m.name, by: m.by }
+      : { type: 'channel_left', ws: m.ws, ch: m.ch, reason: m.reason ?? 'left' });
+  }
+
+  private publishUser(e: UserEvent): void {
+    this.ctx.publish(userSubject(this.ws, this.me), e);
+  }
+}
+
+/** Whether a notify of `kind` reaches the user at `level`: all = everything; mentions = DMs and direct mentions (not @channel); none = nothing. */
+export function allows(level: NotifyLevel, kind: NotifyKind): boolean {
+  return level === 'all' || (level === 'mentions' && kind !== 'channel');
+}
+
+/** The user actor type. */
+export function userActorType(opts: ChatOptions): ActorType {
+  return { name: 'user', create: () => new UserActor(opts) };
+}
