@@ -243,7 +243,7 @@ export class ChorusClient {
     }
     if (f.type === 'event') {
       const e = f.event as ChorusEvent;
-      const st = e.ch ? this.subs.get(`${e.ws}.${e.ch}`) : undefined;
+      const st = f.scope === 'channel' && e.ch ? this.subs.get(`${e.ws}.${e.ch}`) : undefined;
       if (st) {
         if (e.type === 'message') {
           if ((e.seq ?? 0) <= st.lastSeq) return;

@@ -17,9 +17,19 @@ export interface TokenClaims {
   readonly jti: string;
 }
 
+/** Auth error codes. */
+export const AUTH_ERRORS = Object.freeze({
+  AUTH_MISSING: 'AUTH_MISSING',
+  AUTH_MALFORMED: 'AUTH_MALFORMED',
+  AUTH_BAD_SIGNATURE: 'AUTH_BAD_SIGNATURE',
+  AUTH_EXPIRED: 'AUTH_EXPIRED',
+  AUTH_REVOKED: 'AUTH_REVOKED',
+  AUTH_FORBIDDEN: 'AUTH_FORBIDDEN',
+});
+
 /** Auth failures; the reason is in the code. */
 export class AuthError extends ChorusError {
-  constructor(code: 'AUTH_MISSING' | 'AUTH_MALFORMED' | 'AUTH_BAD_SIGNATURE' | 'AUTH_EXPIRED' | 'AUTH_REVOKED' | 'AUTH_FORBIDDEN', message: string) {
+  constructor(code: keyof typeof AUTH_ERRORS, message: string) {
     super(code, message);
   }
 }

@@ -384,8 +384,9 @@ export class ChatEdge {
     if (typeof event !== 'object' || event === null) return;
     // one serialisation per event, shared by every local socket
     let frame: string | undefined;
-    const frameOf = () => (frame ??= JSON.stringify({ type: 'event', event }));
-    if (subject.startsWith('chorus.chan.')) {
+    const scope = subject.startsWith('chorus.chan.') ? 'channel' : subject.startsWith('chorus.user.') ? 'user' : 'workspace';
+    const frameOf = () => (frame ??= JSON.stringify({ type: 'event', scope, event }));
+    if (scope === 'channel') {
       const key = `${event.ws}.${event.ch}`;
       if (event.type === 'message' && typeof event.message?.ts === 'number') this.m.latency.observe(Math.max(0, this.clock.now() - event.message.ts) / 1000);
       for (const s of sessions) {
@@ -415,7 +416,7 @@ export class ChatEdge {
       }
       st.lastSeq = seq;
     }
-    const frame = frameOf ? frameOf() : JSON.stringify({ type: 'event', event: e });
+    const frame = frameOf ? frameOf() : JSON.stringify({ type: 'event', scope: 'channel', event: e });
     if (s.send(frame)) this.m.deliveries.inc();
     if (e.type === 'member_left' && e.user === s.user) {
       s.chans.delete(`${st.ws}.${st.ch}`);

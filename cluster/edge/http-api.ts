@@ -7,6 +7,7 @@ import { sendJson, type HttpServer } from '../http-server.ts';
 import { AuthError, bearerOf, type TokenSigner } from './auth.ts';
 import type { ChatEdge } from './chat-edge.ts';
 import { chooseEdge, type EdgeCandidate } from './edge-router.ts';
+import { joinDemoWorkspace } from './demo-workspace.ts';
 
 /** Reads a small JSON body (at most `limit` bytes). */
 export async function readJson(req: IncomingMessage, limit = 16 * 1024): Promise<Record<string, unknown>> {
@@ -74,8 +75,8 @@ export function mountChatHttp(http: HttpServer, o: {
         const body = await readJson(req);
         const user = typeof body.user === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(body.user) ? body.user : undefined;
         if (!user) throw new ChorusError('HTTP_BAD_REQUEST', 'user must match /^[A-Za-z0-9_-]{1,64}$/');
-        const ws = Array.isArray(body.workspaces) && body.workspaces.every((w) => typeof w === 'string') ? (body.workspaces as string[]) : ['*'];
-        sendJson(res, 200, { user, token: o.signer.sign({ sub: user, ws }) });
+        const demo = await joinDemoWorkspace(o.node, user);
+        sendJson(res, 200, { user, token: o.signer.sign({ sub: user, ws: [demo.ws] }), ...demo });
         return true;
       }
       if (req.method === 'GET' && (url.pathname === '/' || url.pathname === '/index.html')) {

@@ -11,6 +11,7 @@ const PATTERNS = [
   /ChorusError\(\s*'([A-Z][A-Z0-9_]+)'/g,
   /\bcode(?:\s*=|:)\s*'([A-Z][A-Z0-9_]+)'/g,
   /export const [A-Z0-9_]+\s*=\s*'([A-Z][A-Z0-9_]+)'/g,
+  /\b([A-Z][A-Z0-9]*_[A-Z0-9_]+): '\1'/g,
 ];
 
 function files(dir: string, out: string[] = []): string[] {
