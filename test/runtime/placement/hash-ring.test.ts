@@ -167,7 +167,7 @@ describe('HashRing properties', () => {
         const minOverAvg = Math.min(...shares) * ids.length;
         assert.ok(maxOverAvg <= 1.1 && minOverAvg >= 0.9, `shares ${minOverAvg.toFixed(3)}..${maxOverAvg.toFixed(3)} of avg for ${ids.length} nodes`);
       }),
-      { numRuns: 40 },
+      { numRuns: Number(process.env.RING_RUNS ?? 40) },
     );
   });
 
@@ -231,7 +231,7 @@ describe('HashRing properties', () => {
           if (a !== less.owner(k)) assert.equal(a, leaving, `${k} moved off ${a}, which did not leave`);
         }
       }),
-      { numRuns: 40 },
+      { numRuns: Number(process.env.RING_RUNS ?? 40) },
     );
   });
 
