@@ -56,8 +56,8 @@ export class MemoryEventLog implements EventLog {
   async read(stream: string, afterPos: number, limit = 1000): Promise<LogEntry[]> {
     this.guard();
     const entries = this.server.streams.get(stream)?.entries ?? [];
-    // positions are dense from 1, so the index of pos p is p-1
-    return entries.slice(Math.max(0, afterPos), Math.max(0, afterPos) + limit);
+    // positions are dense from 1, so the index of pos p is p-1; copies, so a caller cannot change the log
+    return entries.slice(Math.max(0, afterPos), Math.max(0, afterPos) + limit).map(copyEntry);
   }
   async lastPos(stream: string): Promise<number> {
     this.guard();
@@ -72,16 +72,34 @@ export class MemoryEventLog implements EventLog {
     const pump = async () => {
       if (running) return;
       running = true;
-      while (queue.length && !stopped) await handler(queue.shift()!);
+      while (queue.length && !stopped) {
+        try {
+          await handler(copyEntry(queue[0]!));
+          queue.shift();
+        } catch {
+          // like the real logs: the same record again after a pause, never skipped
+          await new Promise<void>((r) => this.server.clock.setTimeout(r, 100));
+        }
+      }
       running = false;
     };
     for (const [name, s] of this.server.streams) if (name.startsWith(streamPrefix)) queue.push(...s.entries.filter((e) => e.pos > afterPos));
     const t: Tailer = { prefix: streamPrefix, push: (e) => { queue.push(e); void pump(); } };
     this.server.tailers.add(t);
-    void pump();
-    return { dispose: () => { stopped = true; this.server.tailers.delete(t); } };
+    const d: Disposable = { dispose: () => { stopped = true; this.server.tailers.delete(t); this.tails.delete(d); } };
+    this.tails.add(d);
+    // deliver only after the caller holds the Disposable, as the real logs do
+    queueMicrotask(() => void pump());
+    return d;
   }
-  async close(): Promise<void> {}
+  private readonly tails = new Set<Disposable>();
+  async close(): Promise<void> {
+    for (const d of [...this.tails]) await d.dispose();
+  }
+}
+
+function copyEntry(e: LogEntry): LogEntry {
+  return { ...e, data: e.data.slice() };
 }
 
 /** SnapshotStore port in memory, sharing the log server's state. */
@@ -97,7 +115,8 @@ export class MemorySnapshotStore implements SnapshotStore {
   }
   async load(stream: string): Promise<Snapshot | null> {
     this.link?.network.guardServer(this.link.clientId, 'snapshot store');
-    return this.server.snapshots.get(stream) ?? null;
+    const snap = this.server.snapshots.get(stream);
+    return snap ? { pos: snap.pos, data: snap.data.slice() } : null;
   }
   async close(): Promise<void> {}
 }

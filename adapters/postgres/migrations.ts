@@ -1,0 +1,98 @@
+import { BackendError, ChorusError } from '../../runtime/errors.ts';
+import type { SqlClient } from './sql-client.ts';
+
+/**
+ * The schema of every PostgreSQL-backed port (log, snapshots, and later the
+ * query side) as an ordered list of versioned migrations. A migration is never
+ * edited once released: append a new one. Each statement is a single SQL
+ * command (PGlite's and pg's parameterised protocol run one command at a time).
+ */
+export interface Migration {
+  /** 1, 2, 3, ... with no gaps. */
+  readonly version: number;
+  readonly name: string;
+  readonly statements: readonly string[];
+}
+
+/** The migrations this code knows. Other issues append to this list. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'event log and snapshots',
+    statements: [
+      `CREATE TABLE chorus_log (
+         stream   text   NOT NULL,
+         pos      bigint NOT NULL,
+         dedup_id text,
+         data     bytea  NOT NULL,
+         ts       bigint NOT NULL,
+         gseq     bigserial NOT NULL,
+         -- the writing transaction: tail() only passes rows of finished transactions, see pg-event-log.ts
+         txid     xid8   NOT NULL DEFAULT pg_current_xact_id(),
+         PRIMARY KEY (stream, pos),
+         UNIQUE (stream, dedup_id)
+       )`,
+      `CREATE INDEX chorus_log_tail ON chorus_log (txid, gseq)`,
+      `CREATE TABLE chorus_snapshots (
+         stream text   PRIMARY KEY,
+         pos    bigint NOT NULL,
+         data   bytea  NOT NULL
+       )`,
+    ],
+  },
+];
+
+/** The database was migrated by newer code than this: running on it could corrupt data. */
+export class SchemaTooNewError extends ChorusError {
+  constructor(readonly found: number, readonly known: number) {
+    super('CHORUS_SCHEMA_TOO_NEW', `database schema version ${found} is newer than this code knows (${known}); upgrade the code`, { found, known });
+  }
+}
+
+const LOCK_KEY = 0x63686f72; // 'chor': serialises migrators of one database (pg only; PGlite has one connection)
+const applied = new WeakMap<SqlClient, Promise<number>>();
+
+/**
+ * Brings the schema to the newest version in `migrations`, in one transaction
+ * (all or nothing), under an advisory lock so several nodes may start at once.
+ * Rejects with SchemaTooNewError when the database is ahead of the code.
+ * Memoised per client: every adapter may call it, the work happens once.
+ * Resolves to the schema version.
+ */
+export function migrate(client: SqlClient, migrations: readonly Migration[] = MIGRATIONS): Promise<number> {
+  let p = applied.get(client);
+  if (!p) {
+    p = runMigrations(client, migrations);
+    applied.set(client, p);
+    p.catch(() => applied.delete(client));
+  }
+  return p;
+}
+
+async function runMigrations(client: SqlClient, migrations: readonly Migration[]): Promise<number> {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration #${i} has version ${m.version}; versions must be 1, 2, 3, ...`);
+  });
+  const known = migrations.length;
+  try {
+    return await client.transaction(async (tx) => {
+      if (client.dialect === 'pg') await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+      await tx.query(`CREATE TABLE IF NOT EXISTS chorus_schema_version (
+        version    integer PRIMARY KEY,
+        name       text    NOT NULL,
+        applied_at bigint  NOT NULL
+      )`);
+      const [row] = await tx.query<{ v: number | null }>('SELECT max(version) AS v FROM chorus_schema_version');
+      const current = Number(row?.v ?? 0);
+      if (current > known) throw new SchemaTooNewError(current, known);
+      for (const m of migrations.slice(current)) {
+        for (const s of m.statements) await tx.query(s);
+        await tx.query('INSERT INTO chorus_schema_version (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+      }
+      return known;
+    });
+  } catch (err) {
+    if (err instanceof ChorusError) throw err;
+    throw new BackendError('postgres', `schema migration failed: ${(err as Error).message}`, { cause: err });
+  }
+}

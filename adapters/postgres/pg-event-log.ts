@@ -1,0 +1,467 @@
+import { systemClock, type Clock } from '../../runtime/clock.ts';
+import { BackendError, ChorusError, LogConflictError } from '../../runtime/errors.ts';
+import type { AppendOptions, AppendRecord, AppendResult, EventLog, LogEntry } from '../../runtime/log/event-log.ts';
+import type { Snapshot, SnapshotStore } from '../../runtime/log/snapshot-store.ts';
+import type { Disposable } from '../../runtime/transport/transport.ts';
+import { migrate } from './migrations.ts';
+import { RETRYABLE_SQLSTATES, sqlState, type SqlClient, type SqlQueryable } from './sql-client.ts';
+
+/** Options of PostgresEventLog; every field has a default. */
+export interface PostgresEventLogOptions {
+  /** Most appends written in one transaction (group commit). Default 1000. */
+  readonly maxBatch?: number;
+  /** Rows per INSERT ... SELECT FROM unnest statement. Default 1000. */
+  readonly rowsPerStatement?: number;
+  /** Transaction attempts when another writer wins a race (unique violation, deadlock). Default 20. */
+  readonly maxAttempts?: number;
+  /** How often an idle tail polls for rows written by other clients. Default 100 ms (appends through this instance wake it at once). */
+  readonly tailPollMs?: number;
+  /** Rows fetched per tail poll. Default 500. */
+  readonly tailBatch?: number;
+  /** Runs the schema migrations before first use. Default true. */
+  readonly migrate?: boolean;
+  /** `close()` also closes the SqlClient. Default false: whoever made the client closes it. */
+  readonly closeClient?: boolean;
+  /** Told about tail poll and handler failures (the tail retries them). Default: ignore. */
+  readonly onTailError?: (err: unknown) => void;
+  /** Source of the `ts` column. Default: the system clock. */
+  readonly clock?: Clock;
+}
+
+type Resolved = Required<Omit<PostgresEventLogOptions, 'clock' | 'onTailError'>> & Pick<PostgresEventLogOptions, 'onTailError'> & { clock: Clock };
+
+/** Defaults, then validation listing every problem, then a frozen object. */
+function resolveOptions(o: PostgresEventLogOptions): Readonly<Resolved> {
+  const r: Resolved = {
+    maxBatch: o.maxBatch ?? 1000,
+    rowsPerStatement: o.rowsPerStatement ?? 1000,
+    maxAttempts: o.maxAttempts ?? 20,
+    tailPollMs: o.tailPollMs ?? 100,
+    tailBatch: o.tailBatch ?? 500,
+    migrate: o.migrate ?? true,
+    closeClient: o.closeClient ?? false,
+    onTailError: o.onTailError,
+    clock: o.clock ?? systemClock,
+  };
+  const problems: string[] = [];
+  for (const k of ['maxBatch', 'rowsPerStatement', 'maxAttempts', 'tailPollMs', 'tailBatch'] as const) {
+    if (!Number.isSafeInteger(r[k]) || r[k] < 1) problems.push(`${k} must be a positive integer, got ${String(r[k])}`);
+  }
+  if (problems.length) throw new RangeError(`PostgresEventLog options: ${problems.join('; ')}`);
+  return Object.freeze(r);
+}
+
+interface PendingAppend {
+  readonly stream: string;
+  readonly data: Uint8Array;
+  readonly dedupId: string | undefined;
+  readonly expected: number | undefined;
+  resolve(r: AppendResult): void;
+  reject(e: unknown): void;
+}
+
+type Outcome = { ok: AppendResult } | { err: ChorusError };
+
+interface LogRow extends Record<string, unknown> {
+  stream: string;
+  pos: number;
+  dedup_id: string | null;
+  data: Uint8Array;
+  ts: number;
+}
+
+function toEntry(r: LogRow): LogEntry {
+  return { stream: r.stream, pos: Number(r.pos), data: r.data, ts: Number(r.ts), ...(r.dedup_id !== null ? { dedupId: r.dedup_id } : {}) };
+}
+
+function checkStream(stream: unknown): asserts stream is string {
+  if (typeof stream !== 'string' || stream.length === 0) throw new TypeError(`stream must be a non-empty string, got ${String(stream)}`);
+}
+
+function checkPos(name: string, v: unknown): void {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer, got ${String(v)}`);
+}
+
+const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
+
+const wrap = (what: string, err: unknown) =>
+  err instanceof ChorusError ? err : new BackendError('postgres', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+
+/**
+ * EventLog port on PostgreSQL, for PGlite (embedded profile) and pg alike.
+ *
+ * Table `chorus_log(stream, pos, dedup_id, data, ts, gseq, txid)`: positions
+ * are dense from 1 per stream; the primary key (stream, pos) and unique
+ * (stream, dedup_id) make fencing and dedup hold even with several writer
+ * processes, and dedup ids are kept forever.
+ *
+ * Group commit: appends queued while a transaction is running (or within one
+ * tick) go into the next transaction together: one query reads the state
+ * of every stream and dedup id in the batch, one INSERT ... SELECT FROM
+ * unnest writes the rows; one transaction in flight per instance. Each caller
+ * still gets its own result: the batch is planned in memory in arrival order
+ * (dedup first, then the fencing check, then the next position), so a
+ * conflict fails only its own append. If another process wins a race (unique
+ * violation), the whole transaction is re-planned and retried.
+ *
+ * Tail: polls by (txid, gseq) and only passes rows of transactions older than
+ * the oldest running one (`pg_snapshot_xmin`), so a row committed late with a
+ * smaller sequence number is never skipped; appends through this instance
+ * wake local tails at once. A long-running write transaction elsewhere in the
+ * same database delays tails until it ends.
+ */
+export class PostgresEventLog implements EventLog {
+  private readonly opts: Readonly<Resolved>;
+  private readonly pending: PendingAppend[] = [];
+  private scheduled = false;
+  private flushing: Promise<void> | undefined;
+  private readonly tails = new Set<PgTail>();
+  private closed = false;
+  private readyP: Promise<unknown> | undefined;
+
+  constructor(private readonly client: SqlClient, options: PostgresEventLogOptions = {}) {
+    this.opts = resolveOptions(options);
+  }
+
+  /** Resolves once the schema is migrated (appends and reads wait for it anyway). */
+  ready(): Promise<unknown> {
+    this.readyP ??= this.opts.migrate ? migrate(this.client) : Promise.resolve();
+    return this.readyP;
+  }
+
+  append(stream: string, record: AppendRecord, opts: AppendOptions = {}): Promise<AppendResult> {
+    checkStream(stream);
+    if (!(record?.data instanceof Uint8Array)) throw new TypeError('record.data must be a Uint8Array');
+    if (record.dedupId !== undefined && typeof record.dedupId !== 'string') throw new TypeError('record.dedupId must be a string');
+    if (opts.expectedLastPos !== undefined) checkPos('expectedLastPos', opts.expectedLastPos);
+    if (this.closed) return Promise.reject(new BackendError('postgres', 'the event log is closed'));
+    return new Promise<AppendResult>((resolve, reject) => {
+      // copy now: the caller may reuse its buffer before the batch is written
+      this.pending.push({ stream, data: record.data.slice(), dedupId: record.dedupId, expected: opts.expectedLastPos, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    // setImmediate, not a microtask: appends issued by other I/O callbacks of this loop turn join the batch
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flushing = this.flushLoop().finally(() => {
+        this.flushing = undefined;
+        if (this.pending.length) this.schedule();
+      });
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    try {
+      await this.ready();
+    } catch (err) {
+      for (const p of this.pending.splice(0)) p.reject(wrap('schema not ready', err));
+      return;
+    }
+    while (this.pending.length) {
+      await this.writeBatch(this.pending.splice(0, this.opts.maxBatch));
+      // PGlite answers through microtasks only: without this yield a steady stream of appends would starve timers and I/O
+      // (and the yield lets callers woken by this batch join the next one)
+      await yieldToLoop();
+    }
+  }
+
+  /** Writes one batch atomically, retrying lost races; settles every caller, never throws. */
+  private async writeBatch(batch: PendingAppend[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      let outcomes: Outcome[];
+      try {
+        // On pg a batch that fits one INSERT needs no transaction: that statement is atomic, and a state read that went
+        // stale before it surfaces as a unique violation (retried), never as a wrong position; saves BEGIN and COMMIT.
+        // PGlite keeps the transaction: outside one it syncs its files after every statement.
+        outcomes = this.client.dialect === 'pg' && batch.length <= this.opts.rowsPerStatement
+          ? await this.planAndInsert(this.client, batch)
+          : await this.client.transaction((tx) => this.planAndInsert(tx, batch));
+      } catch (err) {
+        const state = sqlState(err);
+        if (state !== undefined && RETRYABLE_SQLSTATES.has(state) && attempt < this.opts.maxAttempts) {
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 ** attempt)));
+          continue;
+        }
+        const e = wrap(`append of ${batch.length} record(s) failed`, err);
+        for (const p of batch) p.reject(e);
+        return;
+      }
+      batch.forEach((p, i) => {
+        const o = outcomes[i]!;
+        if ('ok' in o) p.resolve(o.ok);
+        else p.reject(o.err);
+      });
+      for (const t of this.tails) t.wake();
+      return;
+    }
+  }
+
+  private async planAndInsert(tx: SqlQueryable, batch: PendingAppend[]): Promise<Outcome[]> {
+    // One round trip for the state of every (stream, dedup id) in the batch: the stream's last position (a backward
+    // index probe, not an aggregate) and the position of an already stored dedup id.
+    const state = await tx.query<{ i: number; last: number | null; dup: number | null }>(
+      `SELECT s.i,
+              (SELECT l.pos FROM chorus_log l WHERE l.stream = s.stream ORDER BY l.pos DESC LIMIT 1) AS last,
+              (SELECT l.pos FROM chorus_log l WHERE l.stream = s.stream AND l.dedup_id = s.dedup_id) AS dup
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS s(stream, dedup_id, i)`,
+      [batch.map((p) => p.stream), batch.map((p) => p.dedupId ?? null)],
+    );
+    const last = new Map<string, number>();
+    const key = (stream: string, id: string) => `${stream}\u0000${id}`;
+    const known = new Map<string, number>();
+    for (const r of state) {
+      const p = batch[Number(r.i) - 1]!;
+      last.set(p.stream, Number(r.last ?? 0));
+      if (r.dup !== null && p.dedupId !== undefined) known.set(key(p.stream, p.dedupId), Number(r.dup));
+    }
+    const now = this.opts.clock.now();
+    const rows: { stream: string; pos: number; dedupId: string | null; data: Uint8Array }[] = [];
+    const outcomes: Outcome[] = [];
+    for (const p of batch) {
+      // dedup before fencing, as the port (and JetStream) do: a retried append is a duplicate, not a conflict
+      if (p.dedupId !== undefined) {
+        const hit = known.get(key(p.stream, p.dedupId));
+        if (hit !== undefined) {
+          outcomes.push({ ok: { pos: hit, duplicate: true } });
+          continue;
+        }
+      }
+      const cur = last.get(p.stream) ?? 0;
+      if (p.expected !== undefined && p.expected !== cur) {
+        outcomes.push({ err: new LogConflictError(p.stream, p.expected, cur) });
+        continue;
+      }
+      const pos = cur + 1;
+      last.set(p.stream, pos);
+      if (p.dedupId !== undefined) known.set(key(p.stream, p.dedupId), pos);
+      rows.push({ stream: p.stream, pos, dedupId: p.dedupId ?? null, data: p.data });
+      outcomes.push({ ok: { pos, duplicate: false } });
+    }
+    // INSERT ... SELECT FROM unnest(arrays): one statement, no per-row parameters to parse. bytea travels as hex text:
+    // measured on PGlite (256 rows of 200 B) 4 ms, against 7 ms for a bytea[] parameter and 9 ms for a 100-row VALUES list.
+    for (let i = 0; i < rows.length; i += this.opts.rowsPerStatement) {
+      const chunk = rows.slice(i, i + this.opts.rowsPerStatement);
+      await tx.query(
+        `INSERT INTO chorus_log (stream, pos, dedup_id, data, ts)
+         SELECT s, p, d, decode(h, 'hex'), $5 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS x(s, p, d, h)`,
+        [chunk.map((r) => r.stream), chunk.map((r) => r.pos), chunk.map((r) => r.dedupId), chunk.map((r) => Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength).toString('hex')), now],
+      );
+    }
+    return outcomes;
+  }
+
+  async read(stream: string, afterPos: number, limit = 1000): Promise<LogEntry[]> {
+    checkStream(stream);
+    checkPos('afterPos', afterPos);
+    checkPos('limit', limit);
+    if (limit === 0) return [];
+    try {
+      await this.ready();
+      const rows = await this.client.query<LogRow>(
+        'SELECT stream, pos, dedup_id, data, ts FROM chorus_log WHERE stream = $1 AND pos > $2 ORDER BY pos LIMIT $3',
+        [stream, afterPos, limit],
+      );
+      return rows.map(toEntry);
+    } catch (err) {
+      throw wrap(`read ${stream}`, err);
+    }
+  }
+
+  async lastPos(stream: string): Promise<number> {
+    checkStream(stream);
+    try {
+      await this.ready();
+      const [row] = await this.client.query<{ pos: number }>('SELECT pos FROM chorus_log WHERE stream = $1 ORDER BY pos DESC LIMIT 1', [stream]);
+      return row ? Number(row.pos) : 0;
+    } catch (err) {
+      throw wrap(`lastPos ${stream}`, err);
+    }
+  }
+
+  async tail(streamPrefix: string, afterPos: number, handler: (e: LogEntry) => Promise<void> | void): Promise<Disposable> {
+    if (typeof streamPrefix !== 'string') throw new TypeError('streamPrefix must be a string');
+    checkPos('afterPos', afterPos);
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    if (this.closed) throw new BackendError('postgres', 'the event log is closed');
+    try {
+      await this.ready();
+    } catch (err) {
+      throw wrap('tail', err);
+    }
+    const t = new PgTail(this.client, this.opts, streamPrefix, afterPos, handler, () => this.tails.delete(t));
+    this.tails.add(t);
+    t.start();
+    return { dispose: () => t.stop() };
+  }
+
+  /** Stops tails, writes what is queued, and closes the client when `closeClient` is set. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const loops = [...this.tails].map((t) => t.stop());
+    while (this.flushing || this.scheduled || this.pending.length) {
+      if (this.flushing) await this.flushing;
+      else await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(loops);
+    if (this.opts.closeClient) await this.client.close();
+  }
+}
+
+/** One tail: a poll loop over (txid, gseq) that awaits the handler record by record. */
+class PgTail {
+  private cursor: { txid: string; gseq: number } = { txid: '0', gseq: 0 };
+  private stopped = false;
+  private handling = false;
+  private sleeper: (() => void) | undefined;
+  private woken = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly client: SqlClient,
+    private readonly opts: Readonly<Resolved>,
+    private readonly prefix: string,
+    private readonly afterPos: number,
+    private readonly handler: (e: LogEntry) => Promise<void> | void,
+    private readonly onStop: () => void,
+  ) {}
+
+  start(): void {
+    this.loop = this.run().finally(this.onStop);
+  }
+
+  /**
+   * No handler call starts after this. Resolves when the loop has ended, or at
+   * once when called from inside the handler (waiting there would deadlock).
+   */
+  stop(): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    return this.handling ? Promise.resolve() : (this.loop ?? Promise.resolve());
+  }
+
+  wake(): void {
+    this.woken = true;
+    this.sleeper?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.woken || this.stopped) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        self.sleeper = undefined;
+        self.woken = false;
+        resolve();
+      }
+      this.sleeper = done;
+    });
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      this.woken = false;
+      let rows: (LogRow & { txid: string; gseq: number })[];
+      try {
+        rows = await this.client.query<LogRow & { txid: string; gseq: number }>(
+          `SELECT txid::text AS txid, gseq, stream, pos, dedup_id, data, ts
+             FROM chorus_log
+            WHERE (txid, gseq) > ($1::xid8, $2::bigint)
+              AND txid < pg_snapshot_xmin(pg_current_snapshot())
+              AND starts_with(stream, $3) AND pos > $4
+            ORDER BY txid, gseq
+            LIMIT $5`,
+          [this.cursor.txid, this.cursor.gseq, this.prefix, this.afterPos, this.opts.tailBatch],
+        );
+        failures = 0;
+      } catch (err) {
+        if (this.stopped) return;
+        this.opts.onTailError?.(err);
+        await this.sleep(Math.min(5000, this.opts.tailPollMs * 2 ** Math.min(++failures, 6)));
+        continue;
+      }
+      for (const r of rows) {
+        for (;;) {
+          if (this.stopped) return;
+          let failed = false;
+          this.handling = true;
+          try {
+            await this.handler(toEntry(r));
+          } catch (err) {
+            failed = true;
+            this.opts.onTailError?.(err);
+          } finally {
+            this.handling = false;
+          }
+          if (!failed) {
+            failures = 0;
+            break;
+          }
+          // at-least-once: the same record again after a pause (projections are idempotent)
+          await this.sleep(Math.min(5000, this.opts.tailPollMs * 2 ** Math.min(++failures, 6)));
+        }
+        this.cursor = { txid: r.txid, gseq: Number(r.gseq) };
+      }
+      if (rows.length < this.opts.tailBatch) await this.sleep(this.opts.tailPollMs);
+      else await yieldToLoop(); // catching up: let timers and I/O run between pages
+    }
+  }
+}
+
+/**
+ * SnapshotStore port on PostgreSQL (`chorus_snapshots`): one row per stream,
+ * replaced only by a snapshot at a higher position (an atomic upsert, so
+ * concurrent saves keep the highest).
+ */
+export class PostgresSnapshotStore implements SnapshotStore {
+  private readyP: Promise<unknown> | undefined;
+  constructor(private readonly client: SqlClient, private readonly options: { migrate?: boolean; closeClient?: boolean } = {}) {}
+
+  private ready(): Promise<unknown> {
+    this.readyP ??= (this.options.migrate ?? true) ? migrate(this.client) : Promise.resolve();
+    return this.readyP;
+  }
+
+  async save(stream: string, snap: Snapshot): Promise<void> {
+    checkStream(stream);
+    checkPos('snapshot pos', snap?.pos);
+    if (!(snap.data instanceof Uint8Array)) throw new TypeError('snapshot data must be a Uint8Array');
+    try {
+      await this.ready();
+      await this.client.query(
+        `INSERT INTO chorus_snapshots (stream, pos, data) VALUES ($1, $2, $3)
+         ON CONFLICT (stream) DO UPDATE SET pos = EXCLUDED.pos, data = EXCLUDED.data
+         WHERE chorus_snapshots.pos < EXCLUDED.pos`,
+        [stream, snap.pos, snap.data],
+      );
+    } catch (err) {
+      throw wrap(`save snapshot ${stream}`, err);
+    }
+  }
+
+  async load(stream: string): Promise<Snapshot | null> {
+    checkStream(stream);
+    try {
+      await this.ready();
+      const [row] = await this.client.query<{ pos: number; data: Uint8Array }>('SELECT pos, data FROM chorus_snapshots WHERE stream = $1', [stream]);
+      return row ? { pos: Number(row.pos), data: row.data } : null;
+    } catch (err) {
+      throw wrap(`load snapshot ${stream}`, err);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.options.closeClient) await this.client.close();
+  }
+}
