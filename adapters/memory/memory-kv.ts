@@ -101,7 +101,13 @@ class MemoryKvBucket implements KvBucket {
     const pending: KvEvent[] = [];
     const link = this.link;
     const flush = () => {
-      while (pending.length && (!link || link.network.canReachServer(link.clientId))) handler(pending.shift()!);
+      while (pending.length && (!link || link.network.canReachServer(link.clientId))) {
+        try {
+          handler(pending.shift()!);
+        } catch {
+          // a throwing watcher must not stop later events (NATS logs and continues)
+        }
+      }
     };
     const w = (e: KvEvent) => {
       if (!match(e.key)) return;

@@ -1,6 +1,6 @@
 import { systemClock, type Clock } from '../../runtime/clock.ts';
-import { AskTimeoutError, BackendError, NodeUnavailableError } from '../../runtime/errors.ts';
-import { subjectMatches, type Disposable, type InboundHandler, type Transport } from '../../runtime/transport/transport.ts';
+import { AskTimeoutError, BackendError, BadMessageError, NodeUnavailableError } from '../../runtime/errors.ts';
+import { checkSubject, subjectMatches, type Disposable, type InboundHandler, type Transport } from '../../runtime/transport/transport.ts';
 
 /** Seeded faults applied to every node-to-node and pub/sub message. All default to none. */
 export interface NetworkFaults {
@@ -100,8 +100,10 @@ export class MemoryNetwork {
     for (let i = 0; i < copies; i++) {
       const delay = f.maxDelayMs > 0 ? f.minDelayMs + Math.floor(this.rng() * (f.maxDelayMs - f.minDelayMs + 1)) : f.minDelayMs;
       this.stats.delivered++;
-      if (delay === 0 && this.clock === systemClock) queueMicrotask(fn);
-      else this.clock.setTimeout(fn, delay);
+      // a throwing handler is its owner's bug; like the NATS client, log-and-continue, never crash the process
+      const safe = () => { try { fn(); } catch { /* handler error */ } };
+      if (delay === 0 && this.clock === systemClock) queueMicrotask(safe);
+      else this.clock.setTimeout(safe, delay);
     }
     return true;
   }
@@ -151,9 +153,13 @@ export class MemoryNetwork {
 export class MemoryTransport implements Transport {
   private closed = false;
   private readonly owned = new Set<Disposable>();
+  private readonly pending = new Set<(e: Error) => void>();
   constructor(private readonly net: MemoryNetwork, readonly clientId: string) {}
 
   async listen(nodeId: string, handler: InboundHandler): Promise<Disposable> {
+    if (this.closed) throw new NodeUnavailableError(this.clientId, 'transport closed');
+    checkSubject(nodeId, false);
+    if (nodeId.includes('.')) throw new BadMessageError('node id must be one subject token', { nodeId });
     const d = this.net._listen(nodeId, handler);
     this.owned.add(d);
     return d;
@@ -165,35 +171,40 @@ export class MemoryTransport implements Transport {
     return new Promise((resolve, reject) => {
       if (this.closed) return reject(new NodeUnavailableError(this.clientId, 'transport closed'));
       let done = false;
-      const timer = this.net.clock.setTimeout(() => {
+      const abort = (e: Error) => {
         if (done) return;
         done = true;
-        reject(new AskTimeoutError(`node ${nodeId}`, timeoutMs));
-      }, timeoutMs);
+        this.net.clock.clearTimeout(timer);
+        this.pending.delete(abort);
+        reject(e);
+      };
+      const timer = this.net.clock.setTimeout(() => abort(new AskTimeoutError(`node ${nodeId}`, timeoutMs)), timeoutMs);
+      this.pending.add(abort);
       const outcome = this.net._send(this.clientId, nodeId, data, (reply) => {
         if (done) return;
         done = true;
+        this.pending.delete(abort);
         this.net.clock.clearTimeout(timer);
         resolve(reply);
       });
-      if (outcome === 'no-responders') {
-        done = true;
-        this.net.clock.clearTimeout(timer);
-        reject(new NodeUnavailableError(nodeId, 'no responders'));
-      }
+      if (outcome === 'no-responders') abort(new NodeUnavailableError(nodeId, 'no responders'));
       // 'unreachable': like a disconnected NATS client, the request just times out
     });
   }
   publish(subject: string, data: Uint8Array): void {
+    checkSubject(subject, false);
     if (!this.closed) this.net._publish(this.clientId, subject, data);
   }
   subscribe(subject: string, handler: (data: Uint8Array, subject: string) => void): Disposable {
+    if (this.closed) throw new NodeUnavailableError(this.clientId, 'transport closed');
+    checkSubject(subject, true);
     const d = this.net._subscribe(this.clientId, subject, handler);
     this.owned.add(d);
     return d;
   }
   async close(): Promise<void> {
     this.closed = true;
+    for (const abort of [...this.pending]) abort(new NodeUnavailableError(this.clientId, 'transport closed'));
     for (const d of this.owned) await d.dispose();
     this.owned.clear();
   }

@@ -1,7 +1,7 @@
 import { errors as natsErrors, headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { AskTimeoutError, BackendError, BadMessageError, NodeUnavailableError } from '../../runtime/errors.ts';
 import { silentLogger, type Logger } from '../../runtime/metrics.ts';
-import type { Disposable, InboundHandler, Transport } from '../../runtime/transport/transport.ts';
+import { checkSubject, type Disposable, type InboundHandler, type Transport } from '../../runtime/transport/transport.ts';
 import { connectNats } from './connect.ts';
 import type { NatsOptions } from './options.ts';
 
@@ -279,28 +279,4 @@ function isToken(t: string): boolean {
   return true;
 }
 
-/**
- * Throws BadMessageError unless `subject` is a valid NATS subject: no empty
- * tokens, no whitespace; with `wildcards`, `*` as a whole token and `>` as the
- * whole last token; without, no `*` or `>` tokens at all. One pass, no allocation.
- */
-export function checkSubject(subject: string, wildcards: boolean): void {
-  const n = subject.length;
-  if (n === 0) throw new BadMessageError('empty subject', { subject });
-  let start = 0;
-  for (let i = 0; i <= n; i++) {
-    const c = i < n ? subject.charCodeAt(i) : 46;
-    if (c <= 32 || c === 127) throw new BadMessageError('subject contains whitespace or a control character', { subject });
-    if (c !== 46) continue;
-    const len = i - start;
-    if (len === 0) throw new BadMessageError('subject has an empty token', { subject });
-    if (len === 1) {
-      const t = subject.charCodeAt(start);
-      if (t === 42 || t === 62) {
-        if (!wildcards) throw new BadMessageError('wildcards are only valid in subscriptions', { subject });
-        if (t === 62 && i !== n) throw new BadMessageError("'>' must be the last token", { subject });
-      }
-    }
-    start = i + 1;
-  }
-}
+export { checkSubject } from '../../runtime/transport/transport.ts';

@@ -1,3 +1,4 @@
+import { BadMessageError } from '../errors.ts';
 /**
  * The Transport port: how nodes reach each other. Payloads are bytes (the
  * runtime encodes envelopes with its codec), so an adapter only moves bytes.
@@ -48,4 +49,30 @@ export function subjectMatches(pattern: string, subject: string): boolean {
     if (tok !== '*' && tok !== s[i]) return false;
   }
   return p.length === s.length;
+}
+
+/**
+ * Throws BadMessageError unless `subject` is a valid NATS subject: no empty
+ * tokens, no whitespace; with `wildcards`, `*` as a whole token and `>` as the
+ * whole last token; without, no `*` or `>` tokens at all. One pass, no allocation.
+ */
+export function checkSubject(subject: string, wildcards: boolean): void {
+  const n = subject.length;
+  if (n === 0) throw new BadMessageError('empty subject', { subject });
+  let start = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? subject.charCodeAt(i) : 46;
+    if (c <= 32 || c === 127) throw new BadMessageError('subject contains whitespace or a control character', { subject });
+    if (c !== 46) continue;
+    const len = i - start;
+    if (len === 0) throw new BadMessageError('subject has an empty token', { subject });
+    if (len === 1) {
+      const t = subject.charCodeAt(start);
+      if (t === 42 || t === 62) {
+        if (!wildcards) throw new BadMessageError('wildcards are only valid in subscriptions', { subject });
+        if (t === 62 && i !== n) throw new BadMessageError("'>' must be the last token", { subject });
+      }
+    }
+    start = i + 1;
+  }
 }
