@@ -67,11 +67,11 @@ export class ChorusNode {
       ...(options.observer ? { observer: options.observer } : {}),
     });
     this.supervisor = new PlacementSupervisor({
-      nodeId: options.nodeId, kv: options.kv, clock: this.clock, timing: this.timing, logger: this.logger,
+      nodeId: options.nodeId, kv: options.kv, transport: options.transport, clock: this.clock, timing: this.timing, logger: this.logger,
       onTable: (t) => this.actors.setTable(t),
     });
     this.membership = new Membership({
-      nodeId: options.nodeId, kv: options.kv, clock: this.clock, timing: this.timing, logger: this.logger,
+      nodeId: options.nodeId, kv: options.kv, transport: options.transport, clock: this.clock, timing: this.timing, logger: this.logger,
       ...(options.weight !== undefined ? { weight: options.weight } : {}),
       ...(options.region !== undefined ? { region: options.region } : {}),
       ...(options.url !== undefined ? { url: options.url } : {}),

@@ -1,4 +1,4 @@
-import { codec, type Clock, type Disposable, type KvBucket, type KvStore, type Logger, silentLogger, type TimerHandle } from '../runtime/index.ts';
+import { codec, type Clock, type Disposable, type KvBucket, type KvStore, type Logger, silentLogger, type TimerHandle, type Transport } from '../runtime/index.ts';
 
 /** What a node says about itself in every heartbeat. */
 export interface MemberInfo {
@@ -17,6 +17,8 @@ export interface MemberInfo {
   readonly load: Readonly<Record<string, number>>;
   /** Where the node's HTTP/WebSocket edge listens, if it has one. */
   readonly url?: string;
+  /** When this heartbeat was sent, by the sender's clock (used only by the sender, to prove its own liveness). */
+  readonly sentAt?: number;
 }
 
 /** Timing of membership. Every value in ms. */
@@ -46,12 +48,25 @@ export function validateTiming(t: MembershipTiming): string[] {
 /** KV bucket names. */
 export const MEMBERS_BUCKET = 'chorus_members';
 export const PLACEMENT_BUCKET = 'chorus_placement';
+/** Heartbeats go to `chorus.hb.<nodeId>`; the supervisor listens on `chorus.hb.*`. */
+export const HEARTBEAT_SUBJECT = 'chorus.hb';
+/** The registry entry in the KV is refreshed every this many heartbeats. */
+const REGISTRY_EVERY = 8;
 
 /**
- * A node's own membership: it writes a heartbeat every `heartbeatMs` and
- * fences itself (stops actor work) when it could not write one for
- * `fenceAfterMs`, because by then the cluster may be about to give its actors
- * to others. It unfences when heartbeats go through again.
+ * A node's own membership. Liveness travels on the transport, not the KV: the
+ * node publishes a heartbeat on `chorus.hb.<id>` every `heartbeatMs` and
+ * listens to its own subject. A heartbeat that comes back through the broker
+ * proves the node is connected; when none has come back for `fenceAfterMs`
+ * the node fences itself (stops actor work), because by then the cluster may
+ * be about to give its actors to others. It unfences when heartbeats come
+ * back again. The KV holds the member registry (region, url, state), written
+ * on start, on change and every few beats.
+ *
+ * Why not heartbeats in JetStream KV: on nats-server 2.9, writes to an R3
+ * bucket stall for 4-7 s while its stream elects a new leader after a server
+ * dies. Every node would fence at once. Core NATS pub/sub keeps flowing
+ * (clients reconnect to another server within milliseconds).
  */
 export class Membership {
   private bucket: KvBucket | undefined;
@@ -63,9 +78,13 @@ export class Membership {
   private state: MemberInfo['state'] = 'active';
   private readonly startedAt: number;
 
+  private echo: Disposable | undefined;
+  private seenEcho = false;
+
   constructor(private readonly o: {
     nodeId: string;
     kv: KvStore;
+    transport: Transport;
     clock: Clock;
     timing: MembershipTiming;
     weight?: number;
@@ -80,17 +99,20 @@ export class Membership {
     this.startedAt = o.clock.now();
   }
 
-  /** Writes the first heartbeat (failing if the KV is unreachable) and starts beating. */
+  /** Registers the node (failing if the KV is unreachable) and starts beating. */
   async start(): Promise<void> {
     this.bucket = await this.o.kv.bucket(MEMBERS_BUCKET, { ttlMs: this.o.timing.failureTimeoutMs * 5 });
-    await this.heartbeat();
+    this.echo = this.o.transport.subscribe(`${HEARTBEAT_SUBJECT}.${this.o.nodeId}`, (data) => this.onEcho(data));
+    await this.register();
+    this.heartbeat();
     this.schedule();
   }
 
   /** Marks the node as draining: the supervisor moves all its actors away. */
   async drain(): Promise<void> {
     this.state = 'draining';
-    await this.heartbeat().catch(() => {});
+    this.heartbeat();
+    await this.register().catch(() => {});
   }
 
   /** True once the node is draining. */
@@ -108,6 +130,7 @@ export class Membership {
   stop(): void {
     this.stopped = true;
     if (this.timer) this.o.clock.clearTimeout(this.timer);
+    void this.echo?.dispose();
   }
 
   private info(): MemberInfo {
@@ -117,14 +140,29 @@ export class Membership {
     };
   }
 
-  private async heartbeat(): Promise<void> {
-    const started = this.o.clock.now();
+  /** Writes the registry entry. */
+  private async register(): Promise<void> {
     await this.bucket!.put(this.o.nodeId, codec.encode(this.info()));
-    // the write started at `started`; only that much liveness is proven
-    this.lastOk = Math.max(this.lastOk, started);
-    if (this.fenced && !this.stopped) {
+  }
+
+  /** Publishes one heartbeat; its echo proves liveness. */
+  private heartbeat(): void {
+    try {
+      this.o.transport.publish(`${HEARTBEAT_SUBJECT}.${this.o.nodeId}`, codec.encode({ ...this.info(), sentAt: this.o.clock.now() }));
+    } catch (err) {
+      this.o.logger?.debug({ err: (err as Error).message }, 'heartbeat publish failed');
+    }
+  }
+
+  private onEcho(data: Uint8Array): void {
+    const m = decodeMember(data);
+    if (!m || m.id !== this.o.nodeId || typeof m.sentAt !== 'number' || m.startedAt !== this.startedAt) return;
+    // only the time the beat was sent is proven, not the time it came back
+    this.lastOk = Math.max(this.lastOk, m.sentAt);
+    this.seenEcho = true;
+    if (this.fenced && !this.stopped && this.o.clock.now() - this.lastOk < this.o.timing.fenceAfterMs) {
       this.fenced = false;
-      await this.o.onUnfence();
+      Promise.resolve(this.o.onUnfence()).catch(() => {});
     }
   }
 
@@ -132,7 +170,8 @@ export class Membership {
     if (this.stopped) return;
     this.timer = this.o.clock.setTimeout(() => {
       if (this.stopped) return;
-      this.heartbeat().catch((err) => this.o.logger?.debug({ err: (err as Error).message }, 'heartbeat failed'));
+      this.heartbeat();
+      if (this.beat % REGISTRY_EVERY === 0) this.register().catch((err) => this.o.logger?.debug({ err: (err as Error).message }, 'registry write failed'));
       this.checkFence();
       this.schedule();
     }, this.o.timing.heartbeatMs);
@@ -140,7 +179,7 @@ export class Membership {
 
   private checkFence(): void {
     const silent = this.o.clock.now() - this.lastOk;
-    if (!this.fenced && silent >= this.o.timing.fenceAfterMs) {
+    if (!this.fenced && this.seenEcho && silent >= this.o.timing.fenceAfterMs) {
       this.fenced = true;
       (this.o.logger ?? silentLogger).warn({ silentMs: silent }, 'no heartbeat written: fencing');
       this.o.onFence(`no heartbeat written for ${silent} ms`);

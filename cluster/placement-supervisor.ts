@@ -1,8 +1,8 @@
 import {
   codec, type Clock, type Disposable, type KvBucket, type KvStore, type Logger, type PlacementMember, type PlacementTable,
-  type TimerHandle, silentLogger, KvConflictError,
+  type TimerHandle, type Transport, silentLogger, KvConflictError,
 } from '../runtime/index.ts';
-import { decodeMember, MEMBERS_BUCKET, PLACEMENT_BUCKET, type MemberInfo, type MembershipTiming } from './membership.ts';
+import { decodeMember, HEARTBEAT_SUBJECT, MEMBERS_BUCKET, PLACEMENT_BUCKET, type MemberInfo, type MembershipTiming } from './membership.ts';
 
 /** Key of the leader lease and of the placement table in the placement bucket. */
 export const LEADER_KEY = 'leader';
@@ -37,10 +37,13 @@ export class PlacementSupervisor {
   private tableRevision = 0;
   private readonly historyList: PlacementChange[] = [];
   private readonly logger: Logger;
+  /** Incarnations that left gracefully (id -> startedAt): their late heartbeats are ignored. */
+  private readonly departed = new Map<string, number>();
 
   constructor(private readonly o: {
     nodeId: string;
     kv: KvStore;
+    transport: Transport;
     clock: Clock;
     timing: MembershipTiming;
     /** Called with every newer table (on every node). */
@@ -74,13 +77,18 @@ export class PlacementSupervisor {
   async start(): Promise<void> {
     this.members = await this.o.kv.bucket(MEMBERS_BUCKET, { ttlMs: this.o.timing.failureTimeoutMs * 5 });
     this.placement = await this.o.kv.bucket(PLACEMENT_BUCKET);
+    // liveness: heartbeats on the transport (see Membership for why not the KV)
+    this.watches.push(this.o.transport.subscribe(`${HEARTBEAT_SUBJECT}.*`, (data) => {
+      const info = decodeMember(data);
+      if (!info || this.departed.get(info.id) === info.startedAt) return;
+      this.seen.set(info.id, { info, at: this.o.clock.now() });
+    }));
+    // the registry: a deleted entry is a graceful leave, acted on at once
     this.watches.push(await this.members.watch('>', (e) => {
-      if (e.op === 'del') {
-        this.seen.delete(e.key);
-        return;
-      }
-      const info = decodeMember(e.value);
-      if (info) this.seen.set(e.key, { info, at: this.o.clock.now() });
+      if (e.op !== 'del') return;
+      const s = this.seen.get(e.key);
+      if (s) this.departed.set(e.key, s.info.startedAt);
+      this.seen.delete(e.key);
     }));
     this.watches.push(await this.placement.watch('>', (e) => {
       if (e.key === TABLE_KEY && e.op === 'put' && e.value) this.adoptTable(codec.decode(e.value) as PlacementTable, e.revision);
