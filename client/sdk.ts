@@ -22,8 +22,8 @@ export interface WebSocketLike {
 
 /** Options of `ChorusClient.connect`. */
 export interface ChorusClientOptions {
-  /** HTTP base URL of any node, e.g. http://127.0.0.1:8080 */
-  baseUrl: string;
+  /** HTTP base URL of any node, e.g. http://127.0.0.1:8080, or several: the connect call tries them in turn. */
+  baseUrl: string | readonly string[];
   /** A signed user token. */
   token: string;
   /** Default: globalThis.WebSocket. */
@@ -177,12 +177,34 @@ export class ChorusClient {
     for (const u of updates) st.handler(u);
   }
 
-  private async open(): Promise<void> {
-    const base = this.o.baseUrl.replace(/\/$/, '');
+  private baseIndex = 0;
+
+  /** The connect call, against each known base URL in turn until one answers. */
+  private async connectCall(): Promise<{ url: string }> {
+    const bases = (typeof this.o.baseUrl === 'string' ? [this.o.baseUrl] : this.o.baseUrl).map((b) => b.replace(/\/$/, ''));
     const q = this.o.region ? `?region=${encodeURIComponent(this.o.region)}` : '';
-    const res = await fetch(`${base}/api/connect${q}`, { method: 'POST', headers: { authorization: `Bearer ${this.o.token}` } });
-    const body = (await res.json()) as { url?: string; code?: string; message?: string };
-    if (!res.ok || !body.url) throw new ChorusClientError(body.code ?? 'CLIENT_CONNECT', body.message ?? `connect call failed (${res.status})`);
+    let last: Error | undefined;
+    for (let i = 0; i < bases.length; i++) {
+      const base = bases[(this.baseIndex + i) % bases.length]!;
+      try {
+        const res = await fetch(`${base}/api/connect${q}`, { method: 'POST', headers: { authorization: `Bearer ${this.o.token}` } });
+        const body = (await res.json()) as { url?: string; code?: string; message?: string };
+        if (res.ok && body.url) {
+          this.baseIndex = (this.baseIndex + i) % bases.length;
+          return { url: body.url };
+        }
+        last = new ChorusClientError(body.code ?? 'CLIENT_CONNECT', body.message ?? `connect call failed (${res.status})`);
+        if (res.status === 401 || res.status === 403) throw last;
+      } catch (err) {
+        if (err instanceof ChorusClientError && (err.code.startsWith('AUTH_'))) throw err;
+        last = err as Error;
+      }
+    }
+    throw last ?? new ChorusClientError('CLIENT_CONNECT', 'no base URL');
+  }
+
+  private async open(): Promise<void> {
+    const body = await this.connectCall();
     const url = `${body.url}?token=${encodeURIComponent(this.o.token)}&device=${encodeURIComponent(this.o.device ?? 'web')}`;
     await new Promise<void>((resolve, reject) => {
       const sock = new this.WS(url);

@@ -38,6 +38,8 @@ export interface StartOptions {
   types?: readonly ActorType[];
   notifier?: Notifier;
   edge?: EdgeOptions;
+  /** Called after a drain (POST /admin/drain or SIGUSR2) finished; main.ts exits the process. */
+  onDrained?: () => void;
   ports?: NodePorts;
   logger?: Logger;
 }
@@ -83,7 +85,11 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
     load: () => ({ connections: edge?.connectionCount ?? 0 }),
   });
   edge = new ChatEdge(node, transport, signer, { ...opts.edge, metrics, logger });
-  mountChatHttp(http, { node, edge, signer, devSignIn: config.devSignIn ?? false, publicUrl: () => url, region: config.region });
+  let drainRequested: (() => void) | undefined;
+  mountChatHttp(http, {
+    node, edge, signer, devSignIn: config.devSignIn ?? false, publicUrl: () => url, region: config.region,
+    onDrain: () => drainRequested?.(),
+  });
   await node.start();
   logger.info({ url, profile: config.profile }, 'chorus node started');
   const closers = c.resolve<Array<() => Promise<void>>>(CLOSERS);
@@ -96,11 +102,14 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
     await http.close();
     for (const close of closers.reverse()) await close().catch(() => {});
   })());
-  return {
+  const handle: RunningNode = {
     config, node: running, http, container: c, port, url, stop, edge: runningEdge, signer,
     async drain(onProgress) {
       await running.drain({ ...(onProgress ? { onProgress } : {}) });
       await stop();
+      opts.onDrained?.();
     },
   };
+  drainRequested = () => void handle.drain().catch((err) => logger.error({ err: (err as Error).message }, 'drain failed'));
+  return handle;
 }

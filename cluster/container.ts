@@ -3,7 +3,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe';
-import { MemoryEventLog, MemoryKv, MemoryNetwork, MemorySnapshotStore } from '../adapters/memory/index.ts';
+import { MemoryKv, MemoryNetwork } from '../adapters/memory/index.ts';
+import { connectNats, JetStreamEventLog, JetStreamSnapshotStore, NatsKv, NatsTransport, natsOptions } from '../adapters/nats/index.ts';
+import { pgliteClient, PostgresEventLog, PostgresSnapshotStore } from '../adapters/postgres/index.ts';
 import { PromMetrics } from '../adapters/metrics/index.ts';
 import {
   EVENT_LOG, KV_STORE, LOGGER, METRICS, SNAPSHOT_STORE, TRANSPORT,
@@ -54,13 +56,35 @@ async function embeddedPorts(config: ChorusConfig): Promise<NodePorts> {
   return { transport: net.transport(config.nodeId), kv: new MemoryKv(), log, snapshots, close };
 }
 
-/** The embedded durable log (PGlite) when available, else memory. */
-async function embeddedLog(_dir: string): Promise<{ log: EventLog; snapshots: SnapshotStore; close(): Promise<void> }> {
-  const log = new MemoryEventLog();
-  return { log, snapshots: new MemorySnapshotStore(log.server), close: async () => {} };
+/** The embedded durable log: PGlite in `dir` (a PostgreSQL in WebAssembly, nothing to install). */
+async function embeddedLog(dir: string): Promise<{ log: EventLog; snapshots: SnapshotStore; close(): Promise<void> }> {
+  const client = await pgliteClient(dir);
+  const log = new PostgresEventLog(client);
+  const snapshots = new PostgresSnapshotStore(client);
+  return {
+    log, snapshots,
+    close: async () => {
+      await log.close();
+      await snapshots.close();
+      await client.close();
+    },
+  };
 }
 
-/** Cluster profile: NATS core transport, JetStream KV and log. */
-async function clusterPorts(_config: ChorusConfig, _logger: Logger): Promise<NodePorts> {
-  throw new Error('cluster profile: NATS adapters not wired yet');
+/** Cluster profile: NATS core transport, JetStream KV and log, on one connection per node. */
+async function clusterPorts(config: ChorusConfig, logger: Logger): Promise<NodePorts> {
+  const opts = natsOptions({ servers: config.natsUrls, name: `chorus-${config.nodeId}`, replicas: config.natsReplicas });
+  const nc = await connectNats(opts, { logger });
+  const replicas = config.natsReplicas;
+  const transport = new NatsTransport(nc, { prefix: opts.prefix });
+  const kv = new NatsKv(nc, { replicas, apiTimeoutMs: opts.apiTimeoutMs });
+  const log = new JetStreamEventLog(nc, { subjectPrefix: opts.prefix, replicas, requestTimeoutMs: opts.apiTimeoutMs });
+  const snapshots = new JetStreamSnapshotStore(nc, { replicas });
+  return {
+    transport, kv, log, snapshots,
+    close: async () => {
+      for (const c of [transport, kv, log, snapshots]) await c.close().catch(() => {});
+      await nc.drain().catch(() => nc.close());
+    },
+  };
 }

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const running = await startNode(config);
+  const running = await startNode(config, { onDrained: () => process.exit(0) });
   console.log(`Chorus ${config.profile} node ${config.nodeId} on ${running.url}  (health: ${running.url}/healthz, metrics: ${running.url}/metrics)`);
   let signals = 0;
   const shutdown = (signal: string) => {

@@ -1,3 +1,4 @@
+import { retryJetStream, waitForLeader } from './retry.ts';
 import { createHash } from 'node:crypto';
 import { nanos, nuid, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import {
@@ -222,6 +223,11 @@ export class JetStreamEventLog implements EventLog {
   }
 
   private async createStream(p: StreamPlacement): Promise<void> {
+    await retryJetStream(`stream ${p.name}`, () => this.createStreamOnce(p));
+    await waitForLeader(await this.jsm(), p.name);
+  }
+
+  private async createStreamOnce(p: StreamPlacement): Promise<void> {
     const jsm = await this.jsm();
     try {
       await jsm.streams.info(p.name);
@@ -582,7 +588,11 @@ export class JetStreamSnapshotStore implements SnapshotStore {
   }
 
   private kv(): Promise<KV> {
-    this.kvP ??= new Kvm(this.nc).create(this.bucket, { replicas: this.replicas, history: 1, allow_direct: false }).catch((err) => {
+    this.kvP ??= retryJetStream(`bucket ${this.bucket}`, () => new Kvm(this.nc).create(this.bucket, { replicas: this.replicas, history: 1, allow_direct: false }))
+      .then(async (kv) => {
+        await waitForLeader(await jetstreamManager(this.nc), `KV_${this.bucket}`);
+        return kv;
+      }).catch((err) => {
       this.kvP = undefined;
       throw err;
     });

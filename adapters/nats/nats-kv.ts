@@ -1,5 +1,6 @@
+import { retryJetStream, waitForLeader } from './retry.ts';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { BackendError, BadMessageError, ChorusError, KvConflictError } from '../../runtime/errors.ts';
 import type { KvBucket, KvEntry, KvEvent, KvStore } from '../../runtime/kv/kv.ts';
@@ -91,7 +92,8 @@ export class NatsKv implements KvStore {
     if (!Number.isInteger(history) || history < 1 || history > 64) throw new RangeError(`history must be an integer from 1 to 64 (got ${history})`);
     let kv: KV;
     try {
-      kv = await this.kvm.create(name, { replicas: this.replicas, history, ttl: ttlMs, allow_direct: this.allowDirect });
+      kv = await retryJetStream(`bucket ${name}`, () => this.kvm.create(name, { replicas: this.replicas, history, ttl: ttlMs, allow_direct: this.allowDirect }));
+      await waitForLeader(await jetstreamManager(this.nc), `KV_${name}`);
     } catch (err) {
       throw wrap(err, `open bucket ${name}`);
     }

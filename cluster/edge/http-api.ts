@@ -51,6 +51,8 @@ export function mountChatHttp(http: HttpServer, o: {
   publicUrl: () => string;
   region: string;
   maxConnections?: number;
+  /** Called by POST /admin/drain. */
+  onDrain?: () => void;
 }): void {
   http.server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -69,6 +71,28 @@ export function mountChatHttp(http: HttpServer, o: {
         const wsUrl = `${choice.edge.url.replace(/^http/, 'ws')}/ws`;
         sendJson(res, 200, { url: wsUrl, node: choice.edge.id, region: choice.edge.region, reason: choice.reason });
         return true;
+      }
+      if (url.pathname.startsWith('/admin/')) {
+        // operator endpoints: a chat user's token gets nothing here
+        const claims = o.signer.verify(bearerOf(req.headers, url));
+        if (claims.kind !== 'operator') throw new AuthError('AUTH_FORBIDDEN', 'operator credentials required');
+        if (req.method === 'GET' && url.pathname === '/admin/actors') {
+          sendJson(res, 200, { node: o.node.nodeId, epoch: o.node.actors.table.epoch, fenced: o.node.actors.fenced, actors: o.node.actors.activeKeys() });
+          return true;
+        }
+        if (req.method === 'GET' && url.pathname === '/admin/placement') {
+          sendJson(res, 200, {
+            node: o.node.nodeId, leader: o.node.supervisor.leaderId, table: o.node.actors.table,
+            members: o.node.supervisor.liveMembers(), history: o.node.supervisor.history(), connections: o.edge.connectionCount,
+          });
+          return true;
+        }
+        if (req.method === 'POST' && url.pathname === '/admin/drain') {
+          sendJson(res, 202, { draining: o.node.nodeId, actors: o.node.actors.activeCount() });
+          o.onDrain?.();
+          return true;
+        }
+        throw new ChorusError('HTTP_NOT_FOUND', `no admin route ${req.method} ${url.pathname}`);
       }
       if (url.pathname === '/api/dev/signin' && req.method === 'POST') {
         if (!o.devSignIn) throw new ChorusError('HTTP_NOT_FOUND', 'dev sign-in is disabled on this node');
