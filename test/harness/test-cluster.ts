@@ -185,6 +185,14 @@ export class TestCluster {
     if (!done) throw new Error(`still pending after ${maxMs} ms of virtual time (seed ${this.seed})`);
     return tracked;
   }
+  /** Asks through `ref` (driving virtual time) and checks the answer deep-equals `expected`; throws with the seed otherwise. */
+  async askExpect<T>(ref: ActorRef, msg: unknown, expected: T): Promise<T> {
+    const got = await this.run(ref.ask<T>(msg));
+    const a = JSON.stringify(got);
+    const b = JSON.stringify(expected);
+    if (a !== b) throw new Error(`ask ${ref} ${JSON.stringify(msg)}: expected ${b}, got ${a} (seed ${this.seed})`);
+    return got;
+  }
   /** Advances time in small steps until `cond` is truthy; throws with the seed after `timeoutMs` of virtual time. */
   async until(cond: () => unknown, opts: { timeoutMs?: number; stepMs?: number; what?: string } = {}): Promise<void> {
     const end = this.clock.now() + (opts.timeoutMs ?? 30_000);
