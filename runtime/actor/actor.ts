@@ -31,7 +31,8 @@ export interface ActorContext {
   /**
    * Starts (or restarts) a named timer owned by this activation: after `delayMs`
    * `msg` is delivered to the actor as a tell, in its own turn. Timers die with
-   * the activation and do not keep it from being passivated.
+   * the activation; a timer's turn counts as activity, so a repeating timer
+   * keeps its actor from being passivated as idle.
    */
   setTimer(name: string, delayMs: number, msg: unknown, opts?: { repeat?: boolean }): void;
   /** Cancels a named timer; unknown names are ignored. */

@@ -76,7 +76,10 @@ export abstract class EventSourcedActor<S, E> implements Actor {
     if (res.duplicate) return res;
     for (const ev of events) this.state = this.apply(this.state, ev);
     this.lastPos = res.pos;
-    if (++this.sinceSnapshot >= this.snapshotEvery) await this.snapshot();
+    if (++this.sinceSnapshot >= this.snapshotEvery) {
+      // the write is durable already: a failed snapshot only means a longer replay later
+      await this.snapshot().catch((err) => this.ctx.logger.warn({ err: (err as Error).message }, 'snapshot failed'));
+    }
     return res;
   }
 
