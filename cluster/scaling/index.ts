@@ -1,0 +1,4 @@
+export * from './scale-policy.ts';
+export * from './forecast.ts';
+export * from './scaler.ts';
+export * from './backtest.ts';
