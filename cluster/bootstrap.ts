@@ -1,6 +1,6 @@
 import type { DependencyContainer } from 'tsyringe';
 import { PromMetrics } from '../adapters/metrics/index.ts';
-import { EVENT_LOG, KV_STORE, LOGGER, METRICS, SNAPSHOT_STORE, TRANSPORT, type ActorType, type Logger } from '../runtime/index.ts';
+import { EVENT_LOG, KV_STORE, LOGGER, METRICS, SNAPSHOT_STORE, TRANSPORT, systemClock, type ActorType, type Logger } from '../runtime/index.ts';
 import { ChorusNode } from './chorus-node.ts';
 import type { ChorusConfig } from './config.ts';
 import { CLOSERS, createNodeContainer, type NodePorts } from './container.ts';
@@ -12,6 +12,8 @@ import { TokenSigner } from './edge/auth.ts';
 import { ChatEdge, type EdgeOptions } from './edge/chat-edge.ts';
 import { mountChatHttp } from './edge/http-api.ts';
 import { LogNotifier } from './log-notifier.ts';
+import { LogScaler, ScaleAdvisor, type Scaler } from './scaling/index.ts';
+import { RateMeter } from './rate-meter.ts';
 
 /** A running node with its HTTP side. */
 export interface RunningNode {
@@ -40,6 +42,8 @@ export interface StartOptions {
   edge?: EdgeOptions;
   /** Called after a drain (POST /admin/drain or SIGUSR2) finished; main.ts exits the process. */
   onDrained?: () => void;
+  /** Applies scale decisions when this node leads. Default: log only. */
+  scaler?: Scaler;
   ports?: NodePorts;
   logger?: Logger;
 }
@@ -67,6 +71,19 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
   const port = await http.listen(config.port, config.host);
   const url = config.publicUrl ?? `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
   const transport = c.resolve<import('../runtime/index.ts').Transport>(TRANSPORT);
+  // messages per second for the heartbeat (the HPA's messages_per_second and the scale rule)
+  const posts = new RateMeter(() => Date.now());
+  const rateGauge = metrics.gauge('messages_per_second', 'Messages posted through this node per second (1-minute rate), for the HPA');
+  const edgeMetrics: import('../runtime/index.ts').Metrics = {
+    counter: (name, help, labels) => {
+      const c0 = metrics.counter(name, help, labels);
+      if (name !== 'messages_sent_total') return c0;
+      return { inc: (l, v = 1) => { c0.inc(l, v); posts.mark(v); } };
+    },
+    gauge: (...a) => metrics.gauge(...a),
+    histogram: (...a) => metrics.histogram(...a),
+  };
+  const advisor = new ScaleAdvisor({ scaler: opts.scaler ?? new LogScaler(1, logger), clock: systemClock, logger, metrics });
   node = new ChorusNode({
     nodeId: config.nodeId,
     transport,
@@ -82,13 +99,19 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
     askTimeoutMs: config.askTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     timing: { heartbeatMs: config.heartbeatMs, fenceAfterMs: config.fenceAfterMs, failureTimeoutMs: config.failureTimeoutMs, leaseMs: config.leaseMs },
-    load: () => ({ connections: edge?.connectionCount ?? 0 }),
+    load: () => {
+      const rate = posts.perSecond();
+      rateGauge.set(rate);
+      return { connections: edge?.connectionCount ?? 0, messagesPerSec: rate };
+    },
+    advisor,
   });
-  edge = new ChatEdge(node, transport, signer, { ...opts.edge, metrics, logger });
+  edge = new ChatEdge(node, transport, signer, { ...opts.edge, metrics: edgeMetrics, logger });
   let drainRequested: (() => void) | undefined;
   mountChatHttp(http, {
     node, edge, signer, devSignIn: config.devSignIn ?? false, publicUrl: () => url, region: config.region,
     onDrain: () => drainRequested?.(),
+    scale: () => advisor.explanation,
   });
   await node.start();
   logger.info({ url, profile: config.profile }, 'chorus node started');

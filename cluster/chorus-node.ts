@@ -31,6 +31,8 @@ export interface ChorusNodeOptions {
   readonly observer?: ActivationObserver;
   /** Extra load figures for the heartbeat (connections, messages per second). */
   readonly load?: () => Record<string, number>;
+  /** Scale decisions made when this node leads (default: none). */
+  readonly advisor?: { tick(members: readonly import('./membership.ts').MemberInfo[]): Promise<unknown> };
 }
 
 /**
@@ -69,6 +71,7 @@ export class ChorusNode {
     this.supervisor = new PlacementSupervisor({
       nodeId: options.nodeId, kv: options.kv, transport: options.transport, clock: this.clock, timing: this.timing, logger: this.logger,
       onTable: (t) => this.actors.setTable(t),
+      ...(options.advisor ? { advisor: options.advisor } : {}),
     });
     this.membership = new Membership({
       nodeId: options.nodeId, kv: options.kv, transport: options.transport, clock: this.clock, timing: this.timing, logger: this.logger,

@@ -49,6 +49,9 @@ export class PlacementSupervisor {
     /** Called with every newer table (on every node). */
     onTable: (t: PlacementTable) => void;
     logger?: Logger;
+    /** Scale decisions, taken by the leader every `scaleEveryMs` (default 10 s). */
+    advisor?: { tick(members: readonly MemberInfo[]): Promise<unknown> };
+    scaleEveryMs?: number;
   }) {
     this.logger = (o.logger ?? silentLogger).child({ component: 'supervisor' });
   }
@@ -137,9 +140,18 @@ export class PlacementSupervisor {
     }, ms);
   }
 
+  private lastScale = 0;
+
   private async tick(): Promise<void> {
     await this.lead();
-    if (this.isLeader) await this.reconcile();
+    if (!this.isLeader) return;
+    await this.reconcile();
+    const now = this.o.clock.now();
+    if (this.o.advisor && now - this.lastScale >= (this.o.scaleEveryMs ?? 10_000)) {
+      this.lastScale = now;
+      const live = this.desiredMembers().map((m) => this.seen.get(m.id)!.info);
+      await this.o.advisor.tick(live).catch((err) => this.logger.warn({ err: (err as Error).message }, 'scale advisor failed'));
+    }
   }
 
   /** Acquires, renews or takes over the leader lease. */

@@ -53,6 +53,8 @@ export function mountChatHttp(http: HttpServer, o: {
   maxConnections?: number;
   /** Called by POST /admin/drain. */
   onDrain?: () => void;
+  /** The scale advisor's last explanation (GET /admin/scale). */
+  scale?: () => unknown;
 }): void {
   http.server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -85,6 +87,10 @@ export function mountChatHttp(http: HttpServer, o: {
             node: o.node.nodeId, leader: o.node.supervisor.leaderId, table: o.node.actors.table,
             members: o.node.supervisor.liveMembers(), history: o.node.supervisor.history(), connections: o.edge.connectionCount,
           });
+          return true;
+        }
+        if (req.method === 'GET' && url.pathname === '/admin/scale') {
+          sendJson(res, 200, { node: o.node.nodeId, leader: o.node.supervisor.leaderId, isLeader: o.node.supervisor.isLeader, explanation: o.scale?.() ?? null });
           return true;
         }
         if (req.method === 'POST' && url.pathname === '/admin/drain') {
