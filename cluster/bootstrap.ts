@@ -13,7 +13,7 @@ import { ChatEdge, type EdgeOptions } from './edge/chat-edge.ts';
 import { mountChatHttp } from './edge/http-api.ts';
 import { LogNotifier } from './log-notifier.ts';
 import { LogScaler, ScaleAdvisor, type Scaler } from './scaling/index.ts';
-import { RateMeter } from './rate-meter.ts';
+import { CpuMeter, RateMeter } from './rate-meter.ts';
 
 /** A running node with its HTTP side. */
 export interface RunningNode {
@@ -73,6 +73,7 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
   const transport = c.resolve<import('../runtime/index.ts').Transport>(TRANSPORT);
   // messages per second for the heartbeat (the HPA's messages_per_second and the scale rule)
   const posts = new RateMeter(() => Date.now());
+  const cpu = new CpuMeter();
   const rateGauge = metrics.gauge('messages_per_second', 'Messages posted through this node per second (1-minute rate), for the HPA');
   const edgeMetrics: import('../runtime/index.ts').Metrics = {
     counter: (name, help, labels) => {
@@ -102,7 +103,7 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
     load: () => {
       const rate = posts.perSecond();
       rateGauge.set(rate);
-      return { connections: edge?.connectionCount ?? 0, messagesPerSec: rate };
+      return { connections: edge?.connectionCount ?? 0, messagesPerSec: rate, cpuPct: cpu.percent() };
     },
     advisor,
   });

@@ -30,3 +30,20 @@ export class RateMeter {
     return sum / this.windowSec;
   }
 }
+
+/** This process's CPU use in percent of one core since the previous reading (for the right-sizing recommendations). */
+export class CpuMeter {
+  private last = process.cpuUsage();
+  private lastAt = process.hrtime.bigint();
+  private value = 0;
+  percent(): number {
+    const now = process.hrtime.bigint();
+    const elapsedUs = Number(now - this.lastAt) / 1000;
+    if (elapsedUs < 900_000) return this.value; // at most one reading a second
+    const u = process.cpuUsage(this.last);
+    this.value = Math.round(((u.user + u.system) / elapsedUs) * 1000) / 10;
+    this.last = process.cpuUsage();
+    this.lastAt = now;
+    return this.value;
+  }
+}
