@@ -39,7 +39,7 @@ export async function createNodeContainer(config: ChorusConfig, overrides: { por
   const metrics = new PromMetrics({ labels: { node: config.nodeId } });
   c.registerInstance(METRICS, metrics);
   c.registerInstance(PromMetrics, metrics);
-  const ports = overrides.ports ?? (config.profile === 'cluster' ? await clusterPorts(config, logger) : await embeddedPorts(config));
+  const ports = overrides.ports ?? (config.profile === 'cluster' ? await clusterPorts(config, logger, metrics) : await embeddedPorts(config));
   c.registerInstance(TRANSPORT, ports.transport);
   c.registerInstance(KV_STORE, ports.kv);
   c.registerInstance(EVENT_LOG, ports.log);
@@ -72,9 +72,17 @@ async function embeddedLog(dir: string): Promise<{ log: EventLog; snapshots: Sna
 }
 
 /** Cluster profile: NATS core transport, JetStream KV and log, on one connection per node. */
-async function clusterPorts(config: ChorusConfig, logger: Logger): Promise<NodePorts> {
+async function clusterPorts(config: ChorusConfig, logger: Logger, metrics: PromMetrics): Promise<NodePorts> {
   const opts = natsOptions({ servers: config.natsUrls, name: `chorus-${config.nodeId}`, replicas: config.natsReplicas });
   const nc = await connectNats(opts, { logger });
+  const connected = metrics.gauge('chorus_nats_connected', '1 while the node has a NATS connection, else 0');
+  connected.set(1);
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') connected.set(0);
+      else if (s.type === 'reconnect') connected.set(1);
+    }
+  })().catch(() => {});
   const replicas = config.natsReplicas;
   const transport = new NatsTransport(nc, { prefix: opts.prefix });
   const kv = new NatsKv(nc, { replicas, apiTimeoutMs: opts.apiTimeoutMs });

@@ -77,7 +77,7 @@ export class ActorNode implements RefTarget {
   private readonly idleTimeoutMs: number;
   private readonly handoffTimeoutMs: number;
   private readonly m: {
-    activations: Counter; passivations: Counter; turnFailures: Counter; asks: Counter; active: Gauge; askSeconds: Histogram; handoffs: Counter; epoch: Gauge;
+    activations: Counter; passivations: Counter; turnFailures: Counter; asks: Counter; active: Gauge; askSeconds: Histogram; handoffs: Counter; epoch: Gauge; fenced: Gauge;
   };
 
   constructor(private readonly opts: ActorNodeOptions) {
@@ -103,7 +103,9 @@ export class ActorNode implements RefTarget {
       askSeconds: m.histogram('chorus_ask_duration_seconds', 'Ask latency as seen by the caller', [], [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]),
       handoffs: m.counter('chorus_handoffs_total', 'Actors handed off to another node on a placement change', []),
       epoch: m.gauge('chorus_placement_epoch', 'Placement epoch this node acts on', []),
+      fenced: m.gauge('chorus_node_fenced', '1 while this node refuses actor work (lost its heartbeat), else 0', []),
     };
+    this.m.fenced.set(0);
   }
 
   /** Starts listening for node messages and the passivation sweep. */
@@ -167,6 +169,7 @@ export class ActorNode implements RefTarget {
   fence(reason: string): void {
     if (this.fencedReason === undefined) this.logger.warn({ reason }, 'fenced: refusing actor work');
     this.fencedReason = reason;
+    this.m.fenced.set(1);
     // Drop at once, without persisting: another node may take these actors
     // over as soon as the cluster declares this one dead. A turn still running
     // can only finish into the log if nobody wrote since (log fencing).
@@ -176,6 +179,7 @@ export class ActorNode implements RefTarget {
   unfence(): void {
     if (this.fencedReason !== undefined) this.logger.info({}, 'unfenced');
     this.fencedReason = undefined;
+    this.m.fenced.set(0);
   }
 
   /** Deactivates every actor (persisting), then stops listening. */
