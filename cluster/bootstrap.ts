@@ -12,6 +12,8 @@ import { TokenSigner } from './edge/auth.ts';
 import { ChatEdge, type EdgeOptions } from './edge/chat-edge.ts';
 import { mountChatHttp } from './edge/http-api.ts';
 import { LogNotifier } from './log-notifier.ts';
+import { KvPushSettings, PushNotifier, WebhookProvider, WebPushProvider, type PushProvider } from '../adapters/push/index.ts';
+import { mountPushApi } from './edge/push-api.ts';
 import { LogScaler, ScaleAdvisor, type Scaler } from './scaling/index.ts';
 import { CpuMeter, RateMeter } from './rate-meter.ts';
 
@@ -44,6 +46,8 @@ export interface StartOptions {
   onDrained?: () => void;
   /** Applies scale decisions when this node leads. Default: log only. */
   scaler?: Scaler;
+  /** Extra push providers (tests); the configured Web Push and webhook providers are added to these. */
+  pushProviders?: PushProvider[];
   ports?: NodePorts;
   logger?: Logger;
 }
@@ -71,6 +75,16 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
   const port = await http.listen(config.port, config.host);
   const url = config.publicUrl ?? `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
   const transport = c.resolve<import('../runtime/index.ts').Transport>(TRANSPORT);
+  // offline notifications: always logged; pushed when Web Push or a webhook is configured
+  const pushStore = new KvPushSettings(c.resolve(KV_STORE));
+  const providers: PushProvider[] = [...(opts.pushProviders ?? [])];
+  if (config.pushWebhookSecret) providers.push(new WebhookProvider(config.pushWebhookSecret));
+  if (config.vapidPublicKey && config.vapidPrivateKey && config.vapidSubject) {
+    providers.push(new WebPushProvider({ subject: config.vapidSubject, publicKey: config.vapidPublicKey, privateKey: config.vapidPrivateKey }));
+  }
+  const logNotifier = new LogNotifier(logger, metrics);
+  const push = providers.length ? new PushNotifier(pushStore, providers, { logger, metrics, batchMs: opts.pushProviders ? 50 : 2000 }) : undefined;
+  const notifier: Notifier = { notify: async (userKey, n) => { await logNotifier.notify(userKey, n); await push?.notify(userKey, n); } };
   // messages per second for the heartbeat (the HPA's messages_per_second and the scale rule)
   const posts = new RateMeter(() => Date.now());
   const cpu = new CpuMeter();
@@ -93,7 +107,7 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
     snapshots: c.resolve(SNAPSHOT_STORE),
     metrics: c.resolve(METRICS),
     logger,
-    types: opts.types ?? chatActorTypes({ notifier: opts.notifier ?? new LogNotifier(logger, metrics) }),
+    types: opts.types ?? chatActorTypes({ notifier: opts.notifier ?? notifier }),
     region: config.region,
     weight: config.weight,
     url,
@@ -114,6 +128,7 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
     onDrain: () => drainRequested?.(),
     scale: () => advisor.explanation,
   });
+  mountPushApi(http, { signer, store: pushStore, ...(config.vapidPublicKey ? { vapidPublicKey: config.vapidPublicKey } : {}) });
   await node.start();
   logger.info({ url, profile: config.profile }, 'chorus node started');
   const closers = c.resolve<Array<() => Promise<void>>>(CLOSERS);

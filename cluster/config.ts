@@ -35,6 +35,12 @@ const schema = z.object({
   devSignIn: z.boolean().optional(),
   /** Operator credential for the admin endpoints and the inspector CLI. */
   adminToken: z.string().min(16).optional(),
+  /** Web Push (VAPID) keys and contact; all three enable Web Push notifications. */
+  vapidPublicKey: z.string().min(20).optional(),
+  vapidPrivateKey: z.string().min(20).optional(),
+  vapidSubject: z.string().regex(/^(mailto:|https:)/, 'mailto: or https: URL').optional(),
+  /** HMAC secret for webhook notifications; enables the webhook provider. */
+  pushWebhookSecret: z.string().min(16).optional(),
 });
 
 /** A validated, frozen node configuration. */
@@ -57,6 +63,8 @@ export function makeConfig(raw: Record<string, unknown>): ChorusConfig {
   if (c.profile === 'cluster' && c.natsUrls.length === 0) problems.push('natsUrls: the cluster profile needs CHORUS_NATS_URL');
   if (c.fenceAfterMs + c.heartbeatMs >= c.failureTimeoutMs) problems.push('fenceAfterMs + heartbeatMs must be below failureTimeoutMs (a cut-off node must fence before others take over)');
   if (c.profile === 'cluster' && !c.authSecret) problems.push('authSecret: the cluster profile needs CHORUS_AUTH_SECRET (shared by every node)');
+  const vapid = [c.vapidPublicKey, c.vapidPrivateKey, c.vapidSubject].filter(Boolean).length;
+  if (vapid !== 0 && vapid !== 3) problems.push('vapid: set all of CHORUS_VAPID_PUBLIC_KEY, CHORUS_VAPID_PRIVATE_KEY and CHORUS_VAPID_SUBJECT, or none');
   if (problems.length) throw new ConfigError(problems);
   return Object.freeze({ ...c, devSignIn: c.devSignIn ?? c.profile === 'embedded' });
 }
@@ -84,6 +92,10 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     authSecret: env.CHORUS_AUTH_SECRET,
     devSignIn: env.CHORUS_DEV_SIGNIN === undefined ? undefined : env.CHORUS_DEV_SIGNIN === '1' || env.CHORUS_DEV_SIGNIN === 'true',
     adminToken: env.CHORUS_ADMIN_TOKEN,
+    vapidPublicKey: env.CHORUS_VAPID_PUBLIC_KEY,
+    vapidPrivateKey: env.CHORUS_VAPID_PRIVATE_KEY,
+    vapidSubject: env.CHORUS_VAPID_SUBJECT,
+    pushWebhookSecret: env.CHORUS_PUSH_WEBHOOK_SECRET,
   };
   for (const k of Object.keys(raw)) if (raw[k] === undefined || raw[k] === '') delete raw[k];
   return makeConfig(raw);

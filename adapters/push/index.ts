@@ -1,0 +1,3 @@
+export * from './push-notifier.ts';
+export * from './providers.ts';
+export * from './kv-push-settings.ts';
