@@ -14,27 +14,37 @@
 import type { ActorType } from '../runtime/index.ts';
 import { CHAT_FORBIDDEN, CHAT_INVALID, CHAT_NOT_FOUND, CHAT_NOT_MEMBER, chatError } from './errors.ts';
 import type { ChannelEvent, NotifyKind } from './events.ts';
-import { historyPage, sincePage, threadPage, unreadCount } from './lib/channel-queries.ts';
+import { historyPage, memberList, sincePage, threadPage, unreadCount } from './lib/channel-queries.ts';
 import {
   MAX_PINS, MAX_REACTIONS, applyChannel, initialChannel, messageAt, view, type ChannelEventRec, type ChannelState, type StoredMessage,
 } from './lib/channel-state.ts';
 import { ChatActor, isAdmin, on, type ChatOptions, type OpHandler } from './lib/chat-actor.ts';
+import type { QueryStore } from './query-store.ts';
 import { get, has } from './lib/dict.ts';
 import { Init, MemberChanged, ReadState, type ChannelSpec, type ReadStateReply } from './lib/internal.ts';
 import { parseMentions, preview } from './lib/mentions.ts';
 import { expectKey } from './lib/validate.ts';
 import {
   ChannelInfo, ChannelMembers, Delete, Edit, History, InviteToChannel, JoinChannel, LeaveChannel, Pin, Post, React,
-  RemoveFromChannel, SetTopic, Since, Thread, Typing, Unpin, Unreact, channelKey, channelSubject, userKey, type Command, type Role,
+  RemoveFromChannel, SetTopic, Since, Thread, Typing, Unpin, Unreact, LIMITS, channelKey, channelSubject, userKey, type Command, type Role,
 } from './protocol.ts';
 
 type Addr = { by: string; ws: string; ch: string };
+
+/** Options of the channel actor: the chat options plus the optional query store its reads go through. */
+export type ChannelOptions = ChatOptions & { queryStore?: QueryStore | undefined };
 
 /** The channel actor. */
 export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
   private table: Readonly<Record<string, OpHandler>> | undefined;
   /** Ephemeral: last typing event per user. */
   private readonly typingAt = new Map<string, number>();
+  private readonly queryStore: QueryStore | undefined;
+
+  constructor(opts: ChannelOptions) {
+    super(opts);
+    this.queryStore = opts.queryStore;
+  }
 
   protected initialState(): ChannelState {
     return initialChannel();
@@ -57,12 +67,12 @@ export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
       leaveChannel: on(LeaveChannel, (m) => this.leave(m)),
       inviteToChannel: on(InviteToChannel, (m) => this.invite(m)),
       removeFromChannel: on(RemoveFromChannel, (m) => this.kick(m)),
-      history: on(History, async (m) => (await this.reader(m), historyPage(this.state, m))),
-      thread: on(Thread, async (m) => (await this.reader(m), threadPage(this.state, m))),
+      history: on(History, async (m) => (await this.reader(m), this.history(m))),
+      thread: on(Thread, async (m) => (await this.reader(m), this.thread(m))),
       since: on(Since, async (m) => (await this.reader(m), sincePage(this.state, m.seq, m.limit))),
       channelInfo: on(ChannelInfo, (m) => this.info(m)),
       channelMembers: on(ChannelMembers, async (m) => (await this.reader(m),
-        Object.entries(this.state.members).map(([user, v]) => ({ user, joinedAt: v.joinedAt })).sort((a, b) => a.joinedAt - b.joinedAt))),
+        this.viaStore((qs, fresh) => qs.channelMembers(m.ws, m.ch, fresh), () => memberList(this.state)))),
       typing: on(Typing, (m) => this.typing(m)),
       init: on(Init, (m) => this.init(m.spec)),
       memberChanged: on(MemberChanged, (m) => this.memberChanged(m)),
@@ -347,6 +357,40 @@ export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
 
   // ---- reads and ephemeral ------------------------------------------------------
 
+  /**
+   * Reads through the query store when there is one, after the permission
+   * check. Read-your-writes: the store must reflect this activation's last
+   * appended position (it may wait briefly for its projection, see
+   * QueryStore); if it cannot, or fails, the page comes from memory, which
+   * holds every message today.
+   */
+  private async viaStore<T>(read: (qs: QueryStore, fresh: { minPos: number }) => Promise<T | null>, local: () => T): Promise<T> {
+    const qs = this.queryStore;
+    if (!qs) return local();
+    try {
+      const r = await read(qs, { minPos: this.lastPos });
+      if (r !== null) return r;
+    } catch (err) {
+      this.ctx.logger.warn({ err: (err as Error).message, key: this.ctx.id.key }, 'query store read failed; serving from memory');
+    }
+    return local();
+  }
+
+  private history(m: Command<'history'>) {
+    if (!this.queryStore) return historyPage(this.state, m);
+    const order = m.order ?? (m.after !== undefined && m.before === undefined ? 'oldest' : 'newest');
+    const q = { before: m.before, after: m.after, limit: m.limit ?? LIMITS.pageDefault, order } as const;
+    return this.viaStore((qs, fresh) => qs.history(m.ws, m.ch, q, fresh), () => historyPage(this.state, m));
+  }
+
+  private thread(m: Command<'thread'>) {
+    const local = () => threadPage(this.state, m);
+    const p = messageAt(this.state, m.parent);
+    // no store, or an unknown parent / a reply as parent: memory answers (and throws the usual errors)
+    if (!this.queryStore || !p || p.parent !== undefined) return local();
+    return this.viaStore((qs, fresh) => qs.thread(m.ws, m.ch, { parent: m.parent, after: m.after, limit: m.limit ?? LIMITS.pageDefault }, fresh), local);
+  }
+
   private async info(m: Command<'channelInfo'>) {
     await this.reader(m);
     const f = this.facts;
@@ -372,6 +416,6 @@ export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
 }
 
 /** The channel actor type. */
-export function channelActorType(opts: ChatOptions): ActorType {
+export function channelActorType(opts: ChannelOptions): ActorType {
   return { name: 'channel', create: () => new ChannelActor(opts) };
 }

@@ -3,17 +3,18 @@ import { PromMetrics } from '../adapters/metrics/index.ts';
 import { EVENT_LOG, KV_STORE, LOGGER, METRICS, SNAPSHOT_STORE, TRANSPORT, systemClock, type ActorType, type Logger } from '../runtime/index.ts';
 import { ChorusNode } from './chorus-node.ts';
 import type { ChorusConfig } from './config.ts';
-import { CLOSERS, createNodeContainer, type NodePorts } from './container.ts';
-import { HttpServer } from './http-server.ts';
+import { CLOSERS, createNodeContainer, NODE_PORTS, type NodePorts } from './container.ts';
+import { HttpServer, sendJson } from './http-server.ts';
 import { randomBytes } from 'node:crypto';
 import { chatActorTypes } from '../actors/index.ts';
 import type { Notifier } from '../actors/notifier.ts';
-import { TokenSigner } from './edge/auth.ts';
+import { AuthError, bearerOf, TokenSigner } from './edge/auth.ts';
 import { ChatEdge, type EdgeOptions } from './edge/chat-edge.ts';
 import { mountChatHttp } from './edge/http-api.ts';
 import { LogNotifier } from './log-notifier.ts';
 import { KvPushSettings, PushNotifier, WebhookProvider, WebPushProvider, type PushProvider } from '../adapters/push/index.ts';
 import { mountPushApi } from './edge/push-api.ts';
+import { querySideEnv, startQuerySide, type QuerySide } from './query/index.ts';
 import { LogScaler, ScaleAdvisor, type Scaler } from './scaling/index.ts';
 import { CpuMeter, RateMeter } from './rate-meter.ts';
 
@@ -46,6 +47,8 @@ export interface StartOptions {
   onDrained?: () => void;
   /** Applies scale decisions when this node leads. Default: log only. */
   scaler?: Scaler;
+  /** Set false to run without the query side (reads served by the actors). Default: on in embedded, on in cluster when CHORUS_PG_URL/CHORUS_PG_SHARDS is set. */
+  querySide?: boolean;
   /** Extra push providers (tests); the configured Web Push and webhook providers are added to these. */
   pushProviders?: PushProvider[];
   ports?: NodePorts;
@@ -82,6 +85,21 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
   if (config.vapidPublicKey && config.vapidPrivateKey && config.vapidSubject) {
     providers.push(new WebPushProvider({ subject: config.vapidSubject, publicKey: config.vapidPublicKey, privateKey: config.vapidPrivateKey }));
   }
+  // the query side: projections of the log into SQL, read through a two-level cache
+  const wantQuery = opts.querySide !== false && (config.profile === 'embedded' || Boolean(process.env.CHORUS_PG_URL || process.env.CHORUS_PG_SHARDS));
+  const ports = c.resolve<NodePorts>(NODE_PORTS);
+  let query: QuerySide | undefined;
+  if (wantQuery) {
+    try {
+      query = await startQuerySide({
+        profile: config.profile, log: c.resolve(EVENT_LOG), kv: c.resolve(KV_STORE), metrics, logger, nodeId: config.nodeId, dataDir: config.dataDir,
+        ...(ports.sql ? { sql: ports.sql } : {}),
+        ...(config.profile === 'cluster' ? querySideEnv(process.env) : {}),
+      });
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'query side did not start: reads are served by the actors');
+    }
+  }
   const logNotifier = new LogNotifier(logger, metrics);
   const push = providers.length ? new PushNotifier(pushStore, providers, { logger, metrics, batchMs: opts.pushProviders ? 50 : 2000 }) : undefined;
   const notifier: Notifier = { notify: async (userKey, n) => { await logNotifier.notify(userKey, n); await push?.notify(userKey, n); } };
@@ -107,7 +125,7 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
     snapshots: c.resolve(SNAPSHOT_STORE),
     metrics: c.resolve(METRICS),
     logger,
-    types: opts.types ?? chatActorTypes({ notifier: opts.notifier ?? notifier }),
+    types: opts.types ?? chatActorTypes({ notifier: opts.notifier ?? notifier, ...(query ? { queryStore: query.queryStore } : {}) }),
     region: config.region,
     weight: config.weight,
     url,
@@ -122,6 +140,15 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
     advisor,
   });
   edge = new ChatEdge(node, transport, signer, { ...opts.edge, metrics: edgeMetrics, logger });
+  // before the chat routes: they answer every other /admin/ path with HTTP_NOT_FOUND
+  http.route(async (req, res, u) => {
+    if (u.pathname !== '/admin/streams' || req.method !== 'GET') return false;
+    const claims = signer.verify(bearerOf(req.headers, u));
+    if (claims.kind !== 'operator') throw new AuthError('AUTH_FORBIDDEN', 'operator credentials required');
+    const ports = c.resolve<NodePorts>(NODE_PORTS);
+    sendJson(res, 200, { node: config.nodeId, streams: ports.describeLog ? await ports.describeLog() : [] });
+    return true;
+  });
   let drainRequested: (() => void) | undefined;
   mountChatHttp(http, {
     node, edge, signer, devSignIn: config.devSignIn ?? false, publicUrl: () => url, region: config.region,
@@ -138,6 +165,7 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
   const stop = () => (stopping ??= (async () => {
     await runningEdge.close();
     await running.stop();
+    await query?.close().catch(() => {});
     await http.close();
     for (const close of closers.reverse()) await close().catch(() => {});
   })());

@@ -5,7 +5,8 @@ import { pino } from 'pino';
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe';
 import { MemoryKv, MemoryNetwork } from '../adapters/memory/index.ts';
 import { connectNats, JetStreamEventLog, JetStreamSnapshotStore, NatsKv, NatsTransport, natsOptions } from '../adapters/nats/index.ts';
-import { pgliteClient, PostgresEventLog, PostgresSnapshotStore } from '../adapters/postgres/index.ts';
+import { pgliteClient, PostgresEventLog, PostgresSnapshotStore, type SqlClient } from '../adapters/postgres/index.ts';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { PromMetrics } from '../adapters/metrics/index.ts';
 import {
   EVENT_LOG, KV_STORE, LOGGER, METRICS, SNAPSHOT_STORE, TRANSPORT,
@@ -25,7 +26,23 @@ export interface NodePorts {
   log: EventLog;
   snapshots: SnapshotStore;
   close(): Promise<void>;
+  /** Describes the durable log's streams and consumers, with lag (the inspector's `streams`). */
+  describeLog?(): Promise<LogStreamInfo[]>;
+  /** The embedded profile's SQL client (PGlite), shared with the query side so one database serves both. */
+  sql?: SqlClient;
 }
+
+/** One stream of the durable log as the inspector shows it. */
+export interface LogStreamInfo {
+  name: string;
+  messages: number;
+  bytes: number;
+  replicas: number;
+  consumers: Array<{ name: string; pending: number; ackPending: number }>;
+}
+
+/** Container token of the ports object (for `describeLog`). */
+export const NODE_PORTS = Symbol.for('chorus.NodePorts');
 
 /**
  * Builds one node's child container: the only place that picks adapters.
@@ -44,6 +61,7 @@ export async function createNodeContainer(config: ChorusConfig, overrides: { por
   c.registerInstance(KV_STORE, ports.kv);
   c.registerInstance(EVENT_LOG, ports.log);
   c.registerInstance(SNAPSHOT_STORE, ports.snapshots);
+  c.registerInstance(NODE_PORTS, ports);
   c.register(CLOSERS, { useFactory: instanceCachingFactory(() => [() => ports.close()]) });
   return c;
 }
@@ -52,17 +70,23 @@ export async function createNodeContainer(config: ChorusConfig, overrides: { por
 async function embeddedPorts(config: ChorusConfig): Promise<NodePorts> {
   mkdirSync(config.dataDir, { recursive: true });
   const net = new MemoryNetwork();
-  const { log, snapshots, close } = await embeddedLog(join(config.dataDir, 'log'));
-  return { transport: net.transport(config.nodeId), kv: new MemoryKv(), log, snapshots, close };
+  const { log, snapshots, close, describe, client } = await embeddedLog(join(config.dataDir, 'log'));
+  return { transport: net.transport(config.nodeId), kv: new MemoryKv(), log, snapshots, close, describeLog: describe, sql: client };
 }
 
 /** The embedded durable log: PGlite in `dir` (a PostgreSQL in WebAssembly, nothing to install). */
-async function embeddedLog(dir: string): Promise<{ log: EventLog; snapshots: SnapshotStore; close(): Promise<void> }> {
+async function embeddedLog(dir: string): Promise<{ log: EventLog; snapshots: SnapshotStore; close(): Promise<void>; describe(): Promise<LogStreamInfo[]>; client: SqlClient }> {
   const client = await pgliteClient(dir);
   const log = new PostgresEventLog(client);
   const snapshots = new PostgresSnapshotStore(client);
   return {
-    log, snapshots,
+    log, snapshots, client,
+    describe: async () => {
+      // one row per actor type: the PGlite log is one table
+      const rows = await client.query<{ kind: string; n: string | number; bytes: string | number }>(
+        `SELECT split_part(stream, '.', 1) AS kind, count(*) AS n, coalesce(sum(octet_length(data)), 0) AS bytes FROM chorus_log GROUP BY 1 ORDER BY 1`, []);
+      return rows.map((r) => ({ name: `chorus_log:${r.kind}`, messages: Number(r.n), bytes: Number(r.bytes), replicas: 1, consumers: [] }));
+    },
     close: async () => {
       await log.close();
       await snapshots.close();
@@ -90,6 +114,16 @@ async function clusterPorts(config: ChorusConfig, logger: Logger, metrics: PromM
   const snapshots = new JetStreamSnapshotStore(nc, { replicas });
   return {
     transport, kv, log, snapshots,
+    describeLog: async () => {
+      const jsm = await jetstreamManager(nc);
+      const out: LogStreamInfo[] = [];
+      for await (const si of jsm.streams.list()) {
+        const consumers: LogStreamInfo['consumers'] = [];
+        for await (const ci of jsm.consumers.list(si.config.name)) consumers.push({ name: ci.name, pending: ci.num_pending, ackPending: ci.num_ack_pending });
+        out.push({ name: si.config.name, messages: si.state.messages, bytes: si.state.bytes, replicas: si.config.num_replicas, consumers });
+      }
+      return out;
+    },
     close: async () => {
       for (const c of [transport, kv, log, snapshots]) await c.close().catch(() => {});
       await nc.drain().catch(() => nc.close());

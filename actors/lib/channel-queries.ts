@@ -93,3 +93,8 @@ export function unreadCount(s: ChannelState, user: string, after: number): numbe
   }
   return n;
 }
+
+/** Channel members by join time (ties in member-table order: what `channelMembers` answers). */
+export function memberList(s: ChannelState): Array<{ user: string; joinedAt: number }> {
+  return Object.entries(s.members).map(([user, v]) => ({ user, joinedAt: v.joinedAt })).sort((a, b) => a.joinedAt - b.joinedAt);
+}

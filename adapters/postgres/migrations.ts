@@ -40,6 +40,107 @@ export const MIGRATIONS: readonly Migration[] = [
        )`,
     ],
   },
+  {
+    // The query side (adapters/postgres/query-*.ts, docs/query-side.md): tables
+    // the projections fill from the log. Every row carries its workspace, so a
+    // workspace can be copied to another shard as a unit.
+    version: 2,
+    name: 'query store',
+    statements: [
+      `CREATE TABLE chat_messages (
+         ws            text    NOT NULL,
+         ch            text    NOT NULL,
+         seq           bigint  NOT NULL,
+         user_id       text    NOT NULL,
+         ts            bigint  NOT NULL,
+         text          text    NOT NULL,
+         parent        bigint,
+         reply_count   integer NOT NULL DEFAULT 0,
+         last_reply_at bigint,
+         edited_at     bigint,
+         deleted       boolean NOT NULL DEFAULT false,
+         reactions     jsonb,
+         pinned        boolean NOT NULL DEFAULT false,
+         client_msg_id text    NOT NULL,
+         mentions      jsonb,
+         channel_mention boolean NOT NULL DEFAULT false,
+         PRIMARY KEY (ws, ch, seq)
+       )`,
+      // history pages walk top-level messages by seq; threads walk replies by parent
+      `CREATE INDEX chat_messages_top ON chat_messages (ws, ch, seq) WHERE parent IS NULL`,
+      `CREATE INDEX chat_messages_thread ON chat_messages (ws, ch, parent, seq) WHERE parent IS NOT NULL`,
+      `CREATE TABLE chat_channels (
+         ws           text    NOT NULL,
+         ch           text    NOT NULL,
+         name         text    NOT NULL,
+         kind         text    NOT NULL,
+         topic        text    NOT NULL,
+         created_by   text    NOT NULL,
+         created_at   bigint  NOT NULL,
+         member_count integer NOT NULL DEFAULT 0,
+         latest_seq   bigint  NOT NULL DEFAULT 0,
+         PRIMARY KEY (ws, ch)
+       )`,
+      `CREATE TABLE chat_channel_members (
+         ws        text   NOT NULL,
+         ch        text   NOT NULL,
+         user_id   text   NOT NULL,
+         joined_at bigint NOT NULL,
+         added_by  text   NOT NULL,
+         -- insertion order (log pos * 65536 + index in the record): ties of joined_at list like the actor's table
+         ord       bigint NOT NULL,
+         PRIMARY KEY (ws, ch, user_id)
+       )`,
+      `CREATE TABLE chat_workspaces (
+         ws         text   PRIMARY KEY,
+         name       text   NOT NULL,
+         created_by text   NOT NULL,
+         created_at bigint NOT NULL,
+         settings   jsonb  NOT NULL
+       )`,
+      `CREATE TABLE chat_workspace_members (
+         ws        text   NOT NULL,
+         user_id   text   NOT NULL,
+         role      text   NOT NULL,
+         joined_at bigint NOT NULL,
+         PRIMARY KEY (ws, user_id)
+       )`,
+      `CREATE TABLE chat_profiles (
+         ws           text    NOT NULL,
+         user_id      text    NOT NULL,
+         display_name text,
+         title        text,
+         avatar_url   text,
+         tz           text,
+         away         boolean NOT NULL DEFAULT false,
+         updated_at   bigint  NOT NULL DEFAULT 0,
+         PRIMARY KEY (ws, user_id)
+       )`,
+      `CREATE TABLE chat_read_cursors (
+         ws         text    NOT NULL,
+         user_id    text    NOT NULL,
+         ch         text    NOT NULL,
+         kind       text    NOT NULL,
+         name       text    NOT NULL,
+         read_seq   bigint  NOT NULL,
+         latest_seq bigint  NOT NULL,
+         mentions   jsonb   NOT NULL,
+         member     boolean NOT NULL,
+         PRIMARY KEY (ws, user_id, ch)
+       )`,
+      // one row per (projection, log stream): the last log position whose effects are in this database,
+      // written in the same transaction as the rows, which is what makes replays and crashes harmless
+      `CREATE TABLE chorus_projection_positions (
+         projection text   NOT NULL,
+         stream     text   NOT NULL,
+         ws         text   NOT NULL,
+         pos        bigint NOT NULL,
+         updated_at bigint NOT NULL,
+         PRIMARY KEY (projection, stream)
+       )`,
+      `CREATE INDEX chorus_projection_positions_ws ON chorus_projection_positions (ws)`,
+    ],
+  },
 ];
 
 /** The database was migrated by newer code than this: running on it could corrupt data. */

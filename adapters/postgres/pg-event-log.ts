@@ -380,7 +380,7 @@ class PgTail {
             WHERE (txid, gseq) > ($1::xid8, $2::bigint)
               AND txid < pg_snapshot_xmin(pg_current_snapshot())
               AND starts_with(stream, $3) AND pos > $4
-            ORDER BY txid, gseq
+            ORDER BY chorus_log.txid, gseq
             LIMIT $5`,
           [this.cursor.txid, this.cursor.gseq, this.prefix, this.afterPos, this.opts.tailBatch],
         );

@@ -4,7 +4,7 @@
  * placement table and the members' URLs). Every command takes --json.
  *
  *   chorus nodes | ring | where <type/key> | actors [--node N] [--type T]
- *          placement | drain <node> | rebalance --dry-run | scale --explain
+ *          streams | placement | drain <node> | rebalance --dry-run | scale --explain
  *          top [--iterations N] | costs
  *
  * Settings: --url (or CHORUS_URL, default http://127.0.0.1:8080) and
@@ -21,6 +21,7 @@ commands:
   ring                     members, weights, virtual nodes, key share
   where <type/key>         owner, epoch, active or not
   actors [--node N] [--type T]
+  streams                  durable log streams and consumers, with lag
   placement                placement table and its history
   drain <node>             hand every actor off, then the node exits (progress bar)
   rebalance --dry-run      what the bounded-load planner would move and why
@@ -79,6 +80,12 @@ const commands: Record<string, (c: Ctx, args: string[], opts: Record<string, unk
     const rows = views.filter((v) => !opts.node || v.node === opts.node).flatMap((v) => v.actors.filter((a) => !opts.type || a.startsWith(`${opts.type}/`)).map((a) => ({ node: v.node, actor: a })));
     if (!c.json) c.out(rows.length ? table(rows) : '(no live actors)');
     return { actors: rows };
+  },
+  async streams(c) {
+    const r = await c.admin.get<{ streams: Array<{ name: string; messages: number; bytes: number; replicas: number; consumers: Array<{ name: string; pending: number; ackPending: number }> }> }>('/admin/streams');
+    const rows = r.streams.map((s) => ({ stream: s.name, messages: s.messages, bytes: s.bytes, replicas: s.replicas, consumers: s.consumers.length, maxLag: Math.max(0, ...s.consumers.map((x) => x.pending)) }));
+    if (!c.json) c.out(rows.length ? table(rows) : '(no streams yet)');
+    return r;
   },
   async placement(c) {
     const p = await placement(c);

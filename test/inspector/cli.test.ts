@@ -13,6 +13,7 @@ test('the inspector against an embedded node: every command, --json, operator cr
   await using node = await embeddedNode();
   const op = node.signer.sign({ sub: 'ops', ws: ['*'], kind: 'operator' });
   const ada = await demoClient(node, 'ada');
+  try {
   await ada.client.post('demo', ada.channels[0]!, 'hello');
   const base = ['--url', node.url, '--token', op];
 
@@ -35,6 +36,8 @@ test('the inspector against an embedded node: every command, --json, operator cr
   const table = await run(['nodes', ...base]);
   assert.match(table.out, /NODE\s+LEADER/);
   assert.equal((await run(['placement', ...base])).code, 0);
+  const streams = JSON.parse((await run(['streams', ...base, '--json'])).out);
+  assert.ok(streams.streams.some((x: { name: string; messages: number }) => x.name === 'chorus_log:channel' && x.messages >= 1), 'the channel log has records');
   assert.equal((await run(['rebalance', '--dry-run', ...base])).code, 0);
   assert.equal((await run(['scale', '--explain', ...base])).code, 0);
   assert.equal((await run(['costs', ...base])).code, 0);
@@ -54,5 +57,7 @@ test('the inspector against an embedded node: every command, --json, operator cr
   const r = await fetch(`${node.url}/admin/actors`, { headers: { authorization: `Bearer ${ada.token}` } });
   assert.equal(r.status, 403);
   assert.equal(((await r.json()) as { code: string }).code, 'AUTH_FORBIDDEN');
-  ada.client.close();
+  } finally {
+    ada.client.close();
+  }
 });

@@ -1,0 +1,124 @@
+/**
+ * PostgresProjectionSink: where the projection runner (cluster/query) writes.
+ * A batch of log records is split by workspace shard and applied to each
+ * shard's primary in one transaction (`applyEntries`), retried when a
+ * concurrent writer wins a race (serialisation failure, deadlock, unique
+ * violation). Positions live with the rows, in each shard.
+ */
+import { BackendError } from '../../runtime/errors.ts';
+import type { LogEntry } from '../../runtime/log/event-log.ts';
+import type { Codec } from '../../runtime/codec.ts';
+import { migrate } from './migrations.ts';
+import { applyEntries, QUERY_PROJECTION, wsOfStream, type ApplyResult } from './query-projection.ts';
+import type { QueryRouting } from './shard-router.ts';
+import { RETRYABLE_SQLSTATES, sqlState, type SqlClient } from './sql-client.ts';
+
+/** Options of PostgresProjectionSink; every field has a default. */
+export interface ProjectionSinkOptions {
+  /** Row of `chorus_projection_positions` this sink owns. Default 'query'. */
+  readonly projection?: string;
+  /** Transaction attempts on a lost race. Default 10. */
+  readonly maxAttempts?: number;
+  /** Runs the migrations on every database first. Default true. */
+  readonly migrate?: boolean;
+  readonly codec?: Codec;
+}
+
+/** Writes projected records into the query tables of the right shard. */
+export class PostgresProjectionSink {
+  private readonly projection: string;
+  private readonly maxAttempts: number;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private readyP: Promise<unknown> | undefined;
+
+  constructor(private readonly routing: QueryRouting, private readonly opts: ProjectionSinkOptions = {}) {
+    this.projection = opts.projection ?? QUERY_PROJECTION;
+    this.maxAttempts = opts.maxAttempts ?? 10;
+  }
+
+  /** Resolves once every database is migrated. */
+  ready(): Promise<unknown> {
+    this.readyP ??= (this.opts.migrate ?? true) ? Promise.all(this.routing.dbs().map((d) => migrate(d.sql.primary))) : Promise.resolve();
+    return this.readyP;
+  }
+
+  /** The stored position of every stream, each from the shard its workspace routes to now. */
+  async positions(): Promise<Map<string, number>> {
+    await this.ready();
+    const out = new Map<string, number>();
+    for (const db of this.routing.dbs()) {
+      const rows = await db.sql.primary.query<{ stream: string; ws: string; pos: number }>(
+        'SELECT stream, ws, pos FROM chorus_projection_positions WHERE projection = $1', [this.projection]);
+      for (const r of rows) if (this.routing.dbFor(r.ws).id === db.id) out.set(r.stream, Number(r.pos));
+    }
+    return out;
+  }
+
+  /**
+   * Applies a batch (records of one stream in log order); resolves after
+   * every shard committed its part. A batch with a workspace that is being
+   * switched to another shard waits until the switch is done.
+   */
+  async apply(entries: readonly LogEntry[]): Promise<ApplyResult> {
+    await this.ready();
+    const wss = [...new Set(entries.map((e) => wsOfStream(e.stream)))];
+    for (;;) {
+      const holds = wss.map((ws) => this.routing.hold?.(ws)).filter((h): h is Promise<void> => h !== undefined);
+      if (!holds.length) break;
+      await Promise.all(holds);
+    }
+    // no await between the hold check and registering the write: a barrier taken after a hold sees this write, or this write saw the hold
+    const p = this.write(entries);
+    this.inflight.add(p);
+    const done = () => this.inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Resolves when every write that started before the call has finished (the shard move tool's switch barrier). */
+  async barrier(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  private async write(entries: readonly LogEntry[]): Promise<ApplyResult> {
+    const groups = new Map<string, LogEntry[]>();
+    for (const e of entries) {
+      const id = this.routing.dbFor(wsOfStream(e.stream)).id;
+      let g = groups.get(id);
+      if (!g) groups.set(id, (g = []));
+      g.push(e);
+    }
+    const total: ApplyResult = { applied: 0, skipped: 0, poison: 0, positions: new Map() };
+    await Promise.all([...groups].map(async ([id, group]) => {
+      const db = this.routing.dbs().find((d) => d.id === id)!;
+      const r = await applyWithRetry(db.sql.primary, group, this.projection, this.maxAttempts, this.opts.codec);
+      total.applied += r.applied;
+      total.skipped += r.skipped;
+      total.poison += r.poison;
+      for (const [s, p] of r.positions) total.positions.set(s, p);
+    }));
+    return total;
+  }
+}
+
+/** `applyEntries` in a transaction on `client`, retried on lost races. */
+export async function applyWithRetry(
+  client: Pick<SqlClient, 'transaction'>,
+  entries: readonly LogEntry[],
+  projection = QUERY_PROJECTION,
+  maxAttempts = 10,
+  codec?: Codec,
+): Promise<ApplyResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.transaction((tx) => applyEntries(tx, entries, { projection, ...(codec ? { codec } : {}) }));
+    } catch (err) {
+      const state = sqlState(err);
+      if (state && RETRYABLE_SQLSTATES.has(state) && attempt < maxAttempts) {
+        await new Promise((r) => setTimeout(r, Math.min(200, 5 * 2 ** attempt) * Math.random()));
+        continue;
+      }
+      throw err instanceof BackendError ? err : new BackendError('postgres', `projection write failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    }
+  }
+}
