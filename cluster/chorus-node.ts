@@ -67,6 +67,8 @@ export class ChorusNode {
       ...(options.handoffTimeoutMs !== undefined ? { handoffTimeoutMs: options.handoffTimeoutMs } : {}),
       ...(options.strictSerialization !== undefined ? { strictSerialization: options.strictSerialization } : {}),
       ...(options.observer ? { observer: options.observer } : {}),
+      // a draining node left the table but still runs its actors until it has handed them off
+      isDraining: (id) => this.supervisor.liveMembers().some((m) => m.id === id && m.state === 'draining' && this.clock.now() - m.lastSeen < this.timing.failureTimeoutMs),
     });
     this.supervisor = new PlacementSupervisor({
       nodeId: options.nodeId, kv: options.kv, transport: options.transport, clock: this.clock, timing: this.timing, logger: this.logger,

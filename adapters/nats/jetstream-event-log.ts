@@ -67,6 +67,15 @@ export interface JetStreamEventLogOptions {
   readonly operationTimeoutMs?: number;
   /** Timeout of one JetStream request. Default 2000 ms. */
   readonly requestTimeoutMs?: number;
+  /**
+   * Timeout of one publish attempt of an append (at most `requestTimeoutMs`).
+   * While an R3 stream elects a new leader (4-7 s on nats-server 2.9 after its
+   * leader died) a publish is never answered; only the next attempt can reach
+   * the new leader, so a long attempt adds up to its whole length to the
+   * stall. A retry carries the same msg id, so it is never stored twice.
+   * Default 1000 ms.
+   */
+  readonly publishAttemptMs?: number;
   /** read() fetches up to this many records with direct gets (~0.3 ms each) before switching to an ordered consumer (~3 ms to set up, then ~0.015 ms a record). Default 8. */
   readonly directReadLimit?: number;
   /** How often a tail looks for new JetStream streams under its prefix (streams this instance creates are seen at once). Default 1000 ms. */
@@ -88,6 +97,7 @@ function resolveOptions(o: JetStreamEventLogOptions): Readonly<Resolved> {
     maxAgeMs: o.maxAgeMs ?? 0,
     operationTimeoutMs: o.operationTimeoutMs ?? 10_000,
     requestTimeoutMs: o.requestTimeoutMs ?? 2000,
+    publishAttemptMs: o.publishAttemptMs ?? 1000,
     directReadLimit: o.directReadLimit ?? 8,
     tailDiscoveryMs: o.tailDiscoveryMs ?? 1000,
     closeConnection: o.closeConnection ?? false,
@@ -96,7 +106,7 @@ function resolveOptions(o: JetStreamEventLogOptions): Readonly<Resolved> {
   const problems: string[] = [];
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(r.subjectPrefix)) problems.push(`subjectPrefix must be literal subject tokens, got "${r.subjectPrefix}"`);
   if (![1, 3, 5].includes(r.replicas)) problems.push(`replicas must be 1, 3 or 5, got ${r.replicas}`);
-  for (const k of ['duplicateWindowMs', 'operationTimeoutMs', 'requestTimeoutMs', 'directReadLimit', 'tailDiscoveryMs'] as const) {
+  for (const k of ['duplicateWindowMs', 'operationTimeoutMs', 'requestTimeoutMs', 'publishAttemptMs', 'directReadLimit', 'tailDiscoveryMs'] as const) {
     if (!Number.isSafeInteger(r[k]) || r[k] < 1) problems.push(`${k} must be a positive integer, got ${String(r[k])}`);
   }
   if (!Number.isSafeInteger(r.maxAgeMs) || r.maxAgeMs < 0) problems.push(`maxAgeMs must be a non-negative integer, got ${r.maxAgeMs}`);
@@ -274,7 +284,7 @@ export class JetStreamEventLog implements EventLog {
         if (!this.ready.has(placement.name)) await this.ensureStream(placement);
         const ack = await this.js.publish(subject, data, {
           msgID,
-          timeout: Math.max(100, Math.min(this.opts.requestTimeoutMs, deadline - Date.now())),
+          timeout: Math.max(100, Math.min(this.opts.requestTimeoutMs, this.opts.publishAttemptMs, deadline - Date.now())),
           ...(expected !== undefined ? { expect: { lastSubjectSequence: expected } } : {}),
         });
         // a duplicate of our own generated id is our first attempt's ack, not someone else's record
@@ -284,14 +294,17 @@ export class JetStreamEventLog implements EventLog {
           const m = /wrong last sequence: (\d+)/.exec((err as Error).message);
           throw new LogConflictError(stream, expected ?? 0, m ? Number(m[1]) : undefined);
         }
+        if (isTransient(err) && Date.now() + 50 < deadline && !this.closed) {
+          // "No responders" is what an R3 stream answers while it elects a new
+          // leader (seconds on 2.9): keep publishing. Checking the stream here
+          // would cost JetStream API calls that time out during the election.
+          await delay(Math.min(500, 25 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2));
+          continue;
+        }
         if ((err as Error)?.name === 'JetStreamNotEnabled' || (err as Error)?.name === 'NoResponders') {
-          // the stream may be gone: check it again before the next attempt
+          // still nobody after the whole budget: the stream may be gone; the next append checks (and recreates) it
           this.ensured.delete(placement.name);
           this.ready.delete(placement.name);
-        }
-        if (isTransient(err) && Date.now() + 50 < deadline && !this.closed) {
-          await delay(Math.min(1000, 25 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2));
-          continue;
         }
         throw wrap(`append to ${stream}`, err);
       }

@@ -46,6 +46,13 @@ export interface ActorNodeOptions {
   /** Round-trip local messages through the codec, so tests catch messages that could not cross a process. Default false. */
   readonly strictSerialization?: boolean;
   readonly observer?: ActivationObserver;
+  /**
+   * Whether a node that is no longer in the placement table is draining:
+   * alive and handing its actors off. A new owner asks such a previous owner
+   * to release an actor before activating it, as it asks a member (a crashed
+   * node is not asked: nobody would answer). Default: no node is.
+   */
+  readonly isDraining?: (nodeId: string) => boolean;
 }
 
 const MAX_HOPS = 3;
@@ -423,12 +430,13 @@ export class ActorNode implements RefTarget {
     makeContext: (a) => this.makeContext(a),
     awaitHandoff: async (id) => {
       // Handoff, new owner's side: if the actor had another owner in the
-      // previous table and that node is still a member, ask it to release
-      // first, so the two never run the actor at once.
+      // previous table and that node is still a member (or is draining out of
+      // the cluster), ask it to release first, so the two never run the
+      // actor at once.
       const key = idString(id);
       const prevOwner = this.prevRing?.owner(key);
       if (!prevOwner || prevOwner === this.nodeId) return;
-      if (!this.tableValue.members.some((m) => m.id === prevOwner)) return;
+      if (!this.tableValue.members.some((m) => m.id === prevOwner) && !this.opts.isDraining?.(prevOwner)) return;
       const env: Envelope = { k: RELEASE, t: id.type, y: id.key, m: null, e: this.tableValue.epoch, s: this.nodeId, h: 0 };
       try {
         await this.opts.transport.request(prevOwner, this.codec.encode(env), this.handoffTimeoutMs);

@@ -1,4 +1,5 @@
 import { codec as defaultCodec, type Codec } from '../codec.ts';
+import { LogConflictError } from '../errors.ts';
 import type { ActorContext, Actor, MessageMeta } from './actor.ts';
 
 /**
@@ -69,10 +70,19 @@ export abstract class EventSourcedActor<S, E> implements Actor {
   /**
    * Durably appends `events` as one record, then applies them. Resolves after
    * the append is acknowledged by the log. With a `dedupId` already stored,
-   * nothing is appended or applied and `duplicate` is true.
+   * nothing is appended or applied and `duplicate` is true; if that record
+   * lies past this activation's last position, it throws LogConflictError
+   * instead (state is stale: the runtime reactivates and retries).
    */
   protected async persist(events: E[], dedupId?: string): Promise<{ pos: number; duplicate: boolean }> {
-    const res = await this.ctx.log.append(this.streamName(), { data: this.codec.encode(events), ...(dedupId !== undefined ? { dedupId } : {}) }, { expectedLastPos: this.lastPos });
+    const stream = this.streamName();
+    const res = await this.ctx.log.append(stream, { data: this.codec.encode(events), ...(dedupId !== undefined ? { dedupId } : {}) }, { expectedLastPos: this.lastPos });
+    // A duplicate past our last position is a record this activation has not
+    // applied: typically our own earlier attempt whose ack was lost (a
+    // timed-out append, a stream leader that died after storing). Our state
+    // is behind the log, so fence ourselves: the runtime reactivates from the
+    // log and retries the message, which then finds its own result.
+    if (res.duplicate && res.pos > this.lastPos) throw new LogConflictError(stream, this.lastPos, res.pos);
     if (res.duplicate) return res;
     for (const ev of events) this.state = this.apply(this.state, ev);
     this.lastPos = res.pos;
