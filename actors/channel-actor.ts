@@ -173,7 +173,13 @@ export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
     await this.wsMember(m);
     const key = `${m.by}:${m.clientMsgId}`;
     const prior = get(this.state.byClient, key);
-    if (prior !== undefined) return { seq: prior, ts: this.state.messages[prior - 1]!.ts };
+    if (prior !== undefined) {
+      // A retry: the first attempt may have been stored but never published
+      // (its node died in between). Publish again; edges drop seqs they sent.
+      const stored = this.state.messages[prior - 1]!;
+      if (!stored.deleted) this.publish({ type: 'message', ws: m.ws, ch: m.ch, seq: prior, message: view(stored) });
+      return { seq: prior, ts: stored.ts };
+    }
     this.replay(key, 'post'); // a clientMsgId used by another op is a conflict
     this.requireMember(m);
     if (m.parent !== undefined) {

@@ -1,0 +1,131 @@
+import { startChorusCluster, waitStable, type ChorusCluster, type NodeProc } from '../helpers/chorus-cluster.ts';
+import { seededRandom } from '../harness/rng.ts';
+import { connectUser, setupChat, startLoad, verifyChannels, watchSingleActivation, type ChatFixture } from './load.ts';
+import type { ChorusClient } from '../../client/sdk.ts';
+
+/** The accounting of a chaos run (the last line of `npm run chaos`). */
+export interface ChaosFigures {
+  seed: number;
+  seconds: number;
+  faults: Record<string, number>;
+  acked: number;
+  stored: number;
+  delivered: number;
+  expectedDeliveries: number;
+  lost: number;
+  duplicates: number;
+  gaps: number;
+  deliveryLost: number;
+  deliveryDuplicates: number;
+  doubleActivations: number;
+  retriedErrors: Record<string, number>;
+}
+
+/** Subscribers that stay connected (reconnecting as needed) and record every seq they receive per channel. */
+async function subscribers(c: ChorusCluster, f: ChatFixture, count: number) {
+  const seen: Array<Map<string, number[]>> = [];
+  const clients: ChorusClient[] = [];
+  for (let i = 0; i < count; i++) {
+    const { client } = await connectUser(c, f.users[i % f.users.length]!, f.ws);
+    const m = new Map<string, number[]>();
+    for (const ch of f.channels) {
+      m.set(ch, []);
+      await client.subscribe(f.ws, ch, (e) => { if (e.type === 'message') m.get(ch)!.push(e.seq!); });
+    }
+    seen.push(m);
+    clients.push(client);
+  }
+  return { seen, close: () => clients.forEach((x) => x.close()) };
+}
+
+/**
+ * Chaos under load: posting clients on many channels and connected
+ * subscribers, while a seeded scheduler kill -9s and restarts Chorus nodes,
+ * kill -9s and restarts nats-servers, and pauses nodes (SIGSTOP/SIGCONT).
+ * Afterwards every write is accounted for: acknowledged = stored = delivered
+ * to every subscriber, no duplicates, no gaps, single activation held.
+ */
+export async function runChaos(opts: { seconds: number; seed: number; log?: (s: string) => void }): Promise<ChaosFigures> {
+  const log = opts.log ?? (() => {});
+  const rnd = seededRandom(opts.seed);
+  const c = await startChorusCluster({ nodes: 3, natsServers: 3 });
+  const faults: Record<string, number> = {};
+  const count = (k: string) => { faults[k] = (faults[k] ?? 0) + 1; };
+  let f: ChatFixture | undefined;
+  let subs: Awaited<ReturnType<typeof subscribers>> | undefined;
+  let load: ReturnType<typeof startLoad> | undefined;
+  try {
+    f = await setupChat(c, { channels: 8, users: 4 });
+    subs = await subscribers(c, f, 2);
+    const watch = watchSingleActivation(c);
+    load = startLoad(f);
+    const end = Date.now() + opts.seconds * 1000;
+    let nextId = 10;
+    while (Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 2500 + rnd() * 3500));
+      if (Date.now() >= end) break;
+      const running = c.nodes.filter((n) => n.running());
+      const roll = rnd();
+      if (roll < 0.35 && running.length > 2) {
+        const victim = running[Math.floor(rnd() * running.length)]!;
+        log(`kill -9 node ${victim.id}`);
+        victim.kill();
+        await victim.exited();
+        count('nodeKill');
+        await new Promise((r) => setTimeout(r, 1500 + rnd() * 2000));
+        log(`start node n${nextId}`);
+        await c.addNode(`n${nextId++}`);
+        count('nodeStart');
+      } else if (roll < 0.6) {
+        const s = c.nats.servers[Math.floor(rnd() * c.nats.servers.length)]!;
+        log(`kill -9 nats ${s.name}`);
+        s.kill();
+        count('natsKill');
+        await new Promise((r) => setTimeout(r, 2000 + rnd() * 3000));
+        log(`restart nats ${s.name}`);
+        await s.restart();
+        count('natsRestart');
+      } else if (running.length > 0) {
+        const victim: NodeProc = running[Math.floor(rnd() * running.length)]!;
+        const ms = 300 + Math.floor(rnd() * 2500);
+        log(`pause node ${victim.id} for ${ms} ms`);
+        victim.proc.kill('SIGSTOP');
+        await new Promise((r) => setTimeout(r, ms));
+        victim.proc.kill('SIGCONT');
+        count('nodePause');
+      }
+    }
+    await load.stop(60_000);
+    await watch.stop();
+    await waitStable(c, 60_000);
+    // let subscribers catch up (gap fill, reconnect resume)
+    const probe = await connectUser(c, 'owner', f.ws);
+    const v = await verifyChannels(probe.client, f, load.acked);
+    const deadline = Date.now() + 30_000;
+    let delivered = 0, deliveryLost = 0, deliveryDuplicates = 0;
+    for (;;) {
+      delivered = 0; deliveryLost = 0; deliveryDuplicates = 0;
+      for (const m of subs.seen) {
+        for (const ch of f.channels) {
+          const got = m.get(ch)!;
+          const acked = load.acked.filter((a) => a.ch === ch).map((a) => a.seq);
+          const set = new Set(got);
+          deliveryDuplicates += got.length - set.size;
+          for (const s of acked) if (set.has(s)) delivered++; else deliveryLost++;
+        }
+      }
+      if (deliveryLost === 0 || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    probe.client.close();
+    return {
+      seed: opts.seed, seconds: opts.seconds, faults, acked: load.acked.length, stored: v.stored, delivered, expectedDeliveries: load.acked.length * subs.seen.length,
+      lost: v.lost, duplicates: v.duplicates, gaps: v.gaps, deliveryLost, deliveryDuplicates, doubleActivations: watch.violations.length, retriedErrors: Object.fromEntries(load.errors),
+    };
+  } finally {
+    load?.abort();
+    subs?.close();
+    f?.close();
+    await c.stop();
+  }
+}
