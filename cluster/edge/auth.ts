@@ -65,8 +65,10 @@ export class TokenSigner {
     const dot = token.indexOf('.');
     if (dot <= 0 || dot !== token.lastIndexOf('.')) throw new AuthError('AUTH_MALFORMED', 'token is not payload.signature');
     const payload = token.slice(0, dot);
-    const given = Buffer.from(token.slice(dot + 1), 'base64url');
-    const want = Buffer.from(this.mac(payload), 'base64url');
+    // compare the canonical text, not decoded bytes: base64url's last character
+    // has spare bits, and a tampered one must not decode to the same MAC
+    const given = Buffer.from(token.slice(dot + 1), 'utf8');
+    const want = Buffer.from(this.mac(payload), 'utf8');
     if (given.length !== want.length || !timingSafeEqual(given, want)) throw new AuthError('AUTH_BAD_SIGNATURE', 'token signature does not match');
     let c: TokenClaims;
     try {
