@@ -5,6 +5,12 @@
  * posts (a retried post carries the same clientMsgId). Runs in browsers
  * (global WebSocket and fetch) and in Node.js (pass `WebSocket` from `ws`).
  * Imports nothing of the server.
+ *
+ * Delivery order does not depend on the order frames arrive in: a live
+ * message past a missing seq waits (with what follows it) until the missing
+ * ones arrive in a subscribe reply or catch-up frame, or, failing that, the
+ * SDK reads them with `since`; a catch-up of a full page reads on. Frames are
+ * paced under the edge's per-connection rate limit (see `maxFramesPerSecond`).
  */
 
 /** A WebSocket constructor: the browser's, or `ws` in Node.js. */
@@ -36,6 +42,21 @@ export interface ChorusClientOptions {
   reconnect?: boolean;
   /** Reply timeout per request. Default 10,000 ms. */
   requestTimeoutMs?: number;
+  /**
+   * Open the WebSocket to this edge (ws://host:port/ws) directly, skipping the
+   * connect call (tests, or a client pinned to one edge). Reconnects go to
+   * the same edge.
+   */
+  edgeUrl?: string;
+  /**
+   * Client-side pacing of frames: at most this many per second (default 20)
+   * after a burst of `frameBurst` (default 50), so the edge's per-connection
+   * limit (20/s, burst 60) is never hit. The edge answers a frame over its
+   * limit with an error that carries no request id, so without pacing such a
+   * request would only time out. Frames over the budget wait, in order.
+   */
+  maxFramesPerSecond?: number;
+  frameBurst?: number;
 }
 
 /** An error answered by the server: `{ code, message }`. */
@@ -65,7 +86,28 @@ export interface Subscription {
 }
 
 interface Pending { resolve(v: unknown): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout>; frame: string; retry: boolean }
-interface SubState { ws: string; ch: string; lastSeq: number; handler: (e: ChorusEvent) => void; active: boolean }
+interface SubState {
+  ws: string;
+  ch: string;
+  /** Highest message seq delivered to the handler. */
+  lastSeq: number;
+  handler: (e: ChorusEvent) => void;
+  active: boolean;
+  /** A subscribe request is in flight: live events wait in `held` until its reply says where we are. */
+  syncing: boolean;
+  /** Live events not delivered yet, in arrival order: while syncing, or behind a missing seq. */
+  held: ChorusEvent[];
+  /** Fetches the missing seqs itself if the gap is not filled in time. */
+  gapTimer?: ReturnType<typeof setTimeout> | undefined;
+  /** A `since` read of the client's own is in flight. */
+  reading?: boolean;
+}
+
+/** A catch-up page this long may have more behind it (the server's page size): the client reads on. */
+const FULL_PAGE = 200;
+
+/** How long a gap in live delivery may stay open (waiting for the edge's catch-up) before the client reads it itself. */
+const GAP_WAIT_MS = 1500;
 
 let counter = 0;
 /** A client message id: unique per client (time, counter, randomness). */
@@ -76,12 +118,17 @@ export function newClientMsgId(): string {
 /** A connection to Chorus. */
 export class ChorusClient {
   /** Session info from the server's hello. */
-  hello: { session: string; user: string; node: string } | undefined;
+  hello: { session: string; user: string; node: string; workspaces?: string[] } | undefined;
   private socket: WebSocketLike | undefined;
   private readonly pending = new Map<number, Pending>();
   private readonly subs = new Map<string, SubState>();
   private readonly listeners = new Set<(e: ChorusEvent) => void>();
   private nextId = 1;
+  /** Frames waiting for the pacing budget, in order. */
+  private outbox: string[] = [];
+  private tokens: number;
+  private refilledAt = Date.now();
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
   private closedByUser = false;
   private attempt = 0;
   private readonly WS: WebSocketCtor;
@@ -90,6 +137,7 @@ export class ChorusClient {
     const ctor = o.WebSocket ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
     if (!ctor) throw new TypeError('no WebSocket implementation: pass `WebSocket` from the ws package');
     this.WS = ctor;
+    this.tokens = o.frameBurst ?? 50;
   }
 
   /** Asks the cluster which edge to use, connects, and waits for the server's hello. */
@@ -114,9 +162,16 @@ export class ChorusClient {
         this.pending.delete(id);
         reject(new ChorusClientError('CLIENT_TIMEOUT', `${op} got no reply in time`));
       }, this.o.requestTimeoutMs ?? 10_000);
+      const open = this.socket?.readyState === 1;
+      if (!open && !opts.retry) {
+        // not connected (a reconnect is under way, or closed): fail now rather than at the timeout
+        clearTimeout(timer);
+        reject(new ChorusClientError(this.closedByUser ? 'CLIENT_CLOSED' : 'CLIENT_DISCONNECTED', `${op}: not connected`));
+        return;
+      }
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, frame, retry: !!opts.retry });
-      if (this.socket?.readyState === 1) this.socket.send(frame);
-      // else: sent on (re)connect if retry, else failed on close
+      if (open) this.transmit(frame);
+      // else (retriable): sent on (re)connect
     });
   }
 
@@ -131,29 +186,40 @@ export class ChorusClient {
    * `handler` exactly once, in seq order, across reconnects.
    */
   async subscribe(ws: string, ch: string, handler: (e: ChorusEvent) => void, opts: { seq?: number } = {}): Promise<Subscription> {
-    const st: SubState = { ws, ch, lastSeq: opts.seq ?? 0, handler, active: true };
+    const st: SubState = { ws, ch, lastSeq: opts.seq ?? 0, handler, active: true, syncing: false, held: [] };
     const key = `${ws}.${ch}`;
+    const prev = this.subs.get(key);
+    if (prev) this.retire(prev); // subscribing again replaces the earlier handler
     this.subs.set(key, st);
     try {
       await this.resubscribe(st, opts.seq !== undefined);
     } catch (err) {
-      this.subs.delete(key);
+      this.retire(st);
+      if (this.subs.get(key) === st) this.subs.delete(key);
       throw err;
     }
     return {
       ws, ch,
       get lastSeq() { return st.lastSeq; },
       unsubscribe: async () => {
-        st.active = false;
-        this.subs.delete(key);
+        this.retire(st);
+        if (this.subs.get(key) === st) this.subs.delete(key);
         await this.request('unsubscribe', { ws, ch }).catch(() => {});
       },
     };
   }
 
+  /** True while the socket is open (between a hello and a drop). */
+  get connected(): boolean {
+    return this.socket?.readyState === 1;
+  }
+
   /** Closes for good (no reconnect). */
   close(): void {
     this.closedByUser = true;
+    for (const st of this.subs.values()) clearTimeout(st.gapTimer);
+    this.outbox = [];
+    clearTimeout(this.flushTimer);
     this.socket?.close(1000, 'bye');
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
@@ -163,18 +229,131 @@ export class ChorusClient {
   }
 
   private async resubscribe(st: SubState, withSeq: boolean): Promise<void> {
-    const r = await this.request<{ latestSeq: number; messages?: Array<{ seq: number }>; updates?: ChorusEvent[] }>('subscribe', { ws: st.ws, ch: st.ch, ...(withSeq ? { seq: st.lastSeq } : {}) });
-    if (!withSeq) st.lastSeq = r.latestSeq;
-    this.applyCatchUp(st, r.messages ?? [], r.updates ?? []);
+    st.syncing = true;
+    try {
+      const r = await this.request<{ latestSeq: number; messages?: Array<{ seq: number }>; updates?: ChorusEvent[] }>('subscribe', { ws: st.ws, ch: st.ch, ...(withSeq ? { seq: st.lastSeq } : {}) });
+      if (!withSeq) st.lastSeq = Math.max(st.lastSeq, r.latestSeq);
+      st.syncing = false;
+      this.applyCatchUp(st, r.messages ?? [], r.updates ?? []);
+      if ((r.messages?.length ?? 0) >= FULL_PAGE) this.readOn(st);
+    } finally {
+      st.syncing = false;
+    }
   }
 
+  /**
+   * Missed messages (a subscribe reply, a catch-up frame, or the client's own
+   * `since` read): delivered in seq order, then the updates, then whatever
+   * live events were held behind them.
+   */
   private applyCatchUp(st: SubState, messages: Array<{ seq: number }>, updates: ChorusEvent[]): void {
-    for (const m of messages) {
+    if (!st.active) return;
+    const later: ChorusEvent[] = [];
+    for (const m of [...messages].sort((a, b) => a.seq - b.seq)) {
       if (m.seq <= st.lastSeq) continue;
-      st.lastSeq = m.seq;
-      st.handler({ type: 'message', ws: st.ws, ch: st.ch, seq: m.seq, message: m });
+      const e: ChorusEvent = { type: 'message', ws: st.ws, ch: st.ch, seq: m.seq, message: m };
+      if (m.seq > st.lastSeq + 1 || later.length) later.push(e); // a hole even here: wait like a live event would
+      else {
+        st.lastSeq = m.seq;
+        st.handler(e);
+      }
     }
     for (const u of updates) st.handler(u);
+    st.held.unshift(...later);
+    this.drain(st);
+  }
+
+  /** A live channel event: delivered now if it is next in seq order, else held until the gap is filled. */
+  private onLive(st: SubState, e: ChorusEvent): void {
+    st.held.push(e);
+    this.drain(st);
+  }
+
+  /**
+   * Delivers held events in arrival order while message seqs follow on from
+   * `lastSeq`; stops at a missing seq (the edge sends the missing messages in
+   * a catch-up frame, which may even arrive after later live events; if it
+   * does not come in time the client reads them itself).
+   */
+  private drain(st: SubState): void {
+    if (st.syncing || !st.active) return;
+    while (st.held.length) {
+      const e = st.held[0]!;
+      if (e.type === 'message') {
+        const seq = e.seq ?? 0;
+        if (seq > st.lastSeq + 1) {
+          st.gapTimer ??= setTimeout(() => this.fillGap(st), GAP_WAIT_MS);
+          return;
+        }
+        st.held.shift();
+        if (seq <= st.lastSeq) continue; // already delivered (catch-up overlap)
+        st.lastSeq = seq;
+      } else st.held.shift();
+      st.handler(e);
+    }
+    clearTimeout(st.gapTimer);
+    st.gapTimer = undefined;
+  }
+
+  /** Sends a frame now if the pacing budget allows, else queues it (in order) until it does. */
+  private transmit(frame: string): void {
+    this.outbox.push(frame);
+    this.flush();
+  }
+
+  private flush(): void {
+    const rate = this.o.maxFramesPerSecond ?? 20;
+    const burst = this.o.frameBurst ?? 50;
+    const now = Date.now();
+    this.tokens = Math.min(burst, this.tokens + ((now - this.refilledAt) / 1000) * rate);
+    this.refilledAt = now;
+    while (this.outbox.length && this.tokens >= 1 && this.socket?.readyState === 1) {
+      this.tokens -= 1;
+      this.socket.send(this.outbox.shift()!);
+    }
+    if (this.outbox.length && this.socket?.readyState === 1 && !this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        this.flush();
+      }, Math.ceil(((1 - this.tokens) / rate) * 1000));
+    }
+  }
+
+  private retire(st: SubState): void {
+    st.active = false;
+    st.held = [];
+    clearTimeout(st.gapTimer);
+    st.gapTimer = undefined;
+  }
+
+  /** The gap was not filled in time: read what is missing with `since`. */
+  private fillGap(st: SubState): void {
+    st.gapTimer = undefined;
+    if (!st.active || !st.held.length || this.closedByUser || (!this.connected && this.o.reconnect === false)) return;
+    if (!this.connected || st.syncing) {
+      // a reconnect's resubscribe will fill it; look again later
+      st.gapTimer = setTimeout(() => this.fillGap(st), GAP_WAIT_MS);
+      return;
+    }
+    this.readOn(st);
+  }
+
+  /** Reads what follows `lastSeq` with `since`, page after page, and delivers it in order. */
+  private readOn(st: SubState): void {
+    if (!st.active || st.reading || this.closedByUser) return;
+    st.reading = true;
+    const from = st.lastSeq;
+    this.request<{ messages?: Array<{ seq: number }>; updates?: ChorusEvent[]; hasMore?: boolean }>('since', { ws: st.ws, ch: st.ch, seq: from }).then(
+      (r) => {
+        st.reading = false;
+        this.applyCatchUp(st, r.messages ?? [], r.updates ?? []);
+        if (r.hasMore && st.lastSeq > from) this.readOn(st);
+      },
+      () => {
+        st.reading = false;
+        if (st.held.length && st.active) st.gapTimer ??= setTimeout(() => this.fillGap(st), GAP_WAIT_MS);
+      },
+    );
   }
 
   private baseIndex = 0;
@@ -204,13 +383,14 @@ export class ChorusClient {
   }
 
   private async open(): Promise<void> {
-    const body = await this.connectCall();
+    const body = this.o.edgeUrl ? { url: this.o.edgeUrl } : await this.connectCall();
     const url = `${body.url}?token=${encodeURIComponent(this.o.token)}&device=${encodeURIComponent(this.o.device ?? 'web')}`;
     await new Promise<void>((resolve, reject) => {
       const sock = new this.WS(url);
       this.socket = sock;
       let helloSeen = false;
       sock.onmessage = (ev) => {
+        if (this.closedByUser || this.socket !== sock) return; // nothing is delivered after close()
         const frame = JSON.parse(String(ev.data)) as { type: string; [k: string]: unknown };
         if (frame.type === 'hello' && !helloSeen) {
           helloSeen = true;
@@ -228,11 +408,16 @@ export class ChorusClient {
       sock.onerror = () => { /* onclose follows */ };
     });
     // after a reconnect: resend retriable requests, resubscribe from the last seq seen
-    for (const p of this.pending.values()) if (p.retry) this.socket!.send(p.frame);
-    for (const st of this.subs.values()) if (st.active) void this.resubscribe(st, true).catch((e) => st.handler({ type: 'subscription_error', ws: st.ws, ch: st.ch, error: String(e) }));
+    for (const p of this.pending.values()) if (p.retry) this.transmit(p.frame);
+    for (const st of this.subs.values()) {
+      if (st.active) void this.resubscribe(st, true).then(() => undefined, (e) => st.handler({ type: 'subscription_error', ws: st.ws, ch: st.ch, error: String(e) }));
+    }
   }
 
   private onDrop(ev: { code: number; reason: string }): void {
+    this.outbox = [];
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
     for (const [id, p] of this.pending) {
       if (p.retry) continue;
       clearTimeout(p.timer);
@@ -267,11 +452,7 @@ export class ChorusClient {
       const e = f.event as ChorusEvent;
       const st = f.scope === 'channel' && e.ch ? this.subs.get(`${e.ws}.${e.ch}`) : undefined;
       if (st) {
-        if (e.type === 'message') {
-          if ((e.seq ?? 0) <= st.lastSeq) return;
-          st.lastSeq = e.seq!;
-        }
-        st.handler(e);
+        this.onLive(st, e);
         return;
       }
       for (const l of this.listeners) l(e);
@@ -279,8 +460,24 @@ export class ChorusClient {
     }
     if (f.type === 'catchup') {
       const st = this.subs.get(`${f.ws}.${f.ch}`);
-      if (st) this.applyCatchUp(st, (f.messages as Array<{ seq: number }>) ?? [], (f.updates as ChorusEvent[]) ?? []);
+      if (st) {
+        const messages = (f.messages as Array<{ seq: number }>) ?? [];
+        this.applyCatchUp(st, messages, (f.updates as ChorusEvent[]) ?? []);
+        if (messages.length >= FULL_PAGE) this.readOn(st);
+      }
       return;
+    }
+    if (f.type === 'unsubscribed') {
+      // the edge stopped delivering a channel: for good when access was lost, else (a timeout) subscribe again from where we are
+      const st = this.subs.get(`${f.ws}.${f.ch}`);
+      const code = (f.error as { code?: string } | undefined)?.code ?? '';
+      if (st?.active && !/^(AUTH_|CHAT_NOT_MEMBER|CHAT_FORBIDDEN|CHAT_NOT_FOUND)/.test(code)) {
+        setTimeout(() => {
+          if (st.active && this.subs.get(`${st.ws}.${st.ch}`) === st && this.connected) {
+            void this.resubscribe(st, true).then(() => undefined, (e) => st.handler({ type: 'subscription_error', ws: st.ws, ch: st.ch, error: String(e) }));
+          }
+        }, 200);
+      }
     }
     for (const l of this.listeners) l(f as ChorusEvent);
   }

@@ -5,6 +5,7 @@
  */
 import { configFromEnv, ConfigError } from './config.ts';
 import { startNode } from './bootstrap.ts';
+import { seedDemo } from './edge/demo-workspace.ts';
 
 async function main(): Promise<void> {
   let config;
@@ -19,6 +20,12 @@ async function main(): Promise<void> {
   }
   const running = await startNode(config, { onDrained: () => process.exit(0) });
   console.log(`Chorus ${config.profile} node ${config.nodeId} on ${running.url}  (health: ${running.url}/healthz, metrics: ${running.url}/metrics)`);
+  if (config.profile === 'embedded' && config.devSignIn) {
+    await seedDemo(running.node).then(
+      () => console.log(`Demo workspace ready: open ${running.url}/ in two browser windows and sign in with two names`),
+      (err: unknown) => console.error(`could not seed the demo workspace (the first sign-in creates it): ${(err as Error).message}`),
+    );
+  }
   let signals = 0;
   const shutdown = (signal: string) => {
     if (signals++ > 0) process.exit(1);

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { ChorusClient, type WebSocketCtor } from '../../client/sdk.ts';
+import { ChorusClient, type ChorusClientOptions, type WebSocketCtor } from '../../client/sdk.ts';
 import { startNode, type RunningNode, type StartOptions } from '../../cluster/bootstrap.ts';
 import { makeConfig } from '../../cluster/config.ts';
 
@@ -21,10 +21,10 @@ export async function embeddedNode(extra: Record<string, unknown> = {}, opts: St
 }
 
 /** Signs in through the dev endpoint (joins the demo workspace) and connects the SDK. */
-export async function demoClient(node: RunningNode, user: string): Promise<{ client: ChorusClient; token: string; channels: string[] }> {
+export async function demoClient(node: RunningNode, user: string, opts: Partial<ChorusClientOptions> = {}): Promise<{ client: ChorusClient; token: string; channels: string[] }> {
   const r = await fetch(`${node.url}/api/dev/signin`, { method: 'POST', body: JSON.stringify({ user }), headers: { 'content-type': 'application/json' } });
   const body = (await r.json()) as { token: string; channels: string[]; message?: string };
   if (!r.ok) throw new Error(`signin failed: ${body.message}`);
-  const client = await ChorusClient.connect({ baseUrl: node.url, token: body.token, WebSocket: WebSocket as unknown as WebSocketCtor });
+  const client = await ChorusClient.connect({ baseUrl: node.url, token: body.token, WebSocket: WebSocket as unknown as WebSocketCtor, ...opts });
   return { client, token: body.token, channels: body.channels };
 }
