@@ -87,14 +87,24 @@ export abstract class EventSourcedActor<S, E> implements Actor {
     for (const ev of events) this.state = this.apply(this.state, ev);
     this.lastPos = res.pos;
     if (++this.sinceSnapshot >= this.snapshotEvery) {
-      // the write is durable already: a failed snapshot only means a longer replay later
-      await this.snapshot().catch((err) => this.ctx.logger.warn({ err: (err as Error).message }, 'snapshot failed'));
+      // The write is durable already: the snapshot is taken now (encoding is
+      // synchronous, so it is this exact state) but saved in the background,
+      // so a large state does not stall the turn; a failed save only means a
+      // longer replay later. Saves are chained so they land in order.
+      const snap = { pos: this.lastPos, data: this.codec.encode(this.state) };
+      this.sinceSnapshot = 0;
+      this.pendingSnapshot = this.pendingSnapshot
+        .then(() => this.ctx.snapshots.save(this.streamName(), snap))
+        .catch((err) => this.ctx.logger.warn({ err: (err as Error).message }, 'snapshot failed'));
     }
     return res;
   }
 
-  /** Stores a snapshot of the current state at the current position. */
+  private pendingSnapshot: Promise<void> = Promise.resolve();
+
+  /** Stores a snapshot of the current state at the current position (after any background save). */
   protected async snapshot(): Promise<void> {
+    await this.pendingSnapshot;
     await this.ctx.snapshots.save(this.streamName(), { pos: this.lastPos, data: this.codec.encode(this.state) });
     this.sinceSnapshot = 0;
   }
