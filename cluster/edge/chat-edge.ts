@@ -12,7 +12,7 @@ import {
 import type { ChorusNode } from '../chorus-node.ts';
 import { AuthError, bearerOf, type TokenSigner } from './auth.ts';
 import { CLOSE, EDGE_ERRORS } from './close-codes.ts';
-import { DEFAULT_SESSION_LIMITS, Session, type ChannelSubState, type SessionLimits } from './session.ts';
+import { DEFAULT_SESSION_LIMITS, Session, textFrame, type ChannelSubState, type SessionLimits } from './session.ts';
 
 /** Settings of the edge. */
 export interface EdgeOptions {
@@ -29,7 +29,19 @@ export interface EdgeOptions {
   limits?: Partial<SessionLimits>;
 }
 
-interface SubjectEntry { sub: Disposable; sessions: Set<Session> }
+/**
+ * One transport subscription and the local sessions it feeds. For a channel
+ * subject each session maps to its delivery state of that channel, so the
+ * fan-out loop needs no per-session lookup.
+ */
+interface SubjectEntry { sub: Disposable; scope: 'channel' | 'user' | 'workspace'; sessions: Map<Session, ChannelSubState | undefined> }
+
+/** Where a WebSocket's session is kept, so the socket listeners can be shared by every connection. */
+const SESSION = Symbol('chorus.session');
+type SocketWithSession = WebSocket & { [SESSION]?: Session };
+
+/** Sessions pinged per loop turn, and session refreshes in flight at once (see pingAll, refreshSessions). */
+const HOUSEKEEPING_SLICE = 500;
 
 /** Ops the edge answers itself (not actor commands). */
 const EDGE_OPS = new Set(['subscribe', 'unsubscribe', 'ping']);
@@ -38,8 +50,10 @@ const EDGE_OPS = new Set(['subscribe', 'unsubscribe', 'ping']);
  * The thin WebSocket edge: authenticates the upgrade, validates every frame,
  * applies rate limits, forwards commands to the domain actors as the token's
  * user, and fans out channel events: one transport subscription per channel
- * with local sessions (the broker sends one copy per edge; the edge writes
- * the same serialised frame to each socket). Per session and channel it
+ * with local sessions (the broker sends one copy per edge; the edge
+ * serialises and frames each event once and writes that buffer to each
+ * socket, coalescing what one socket gets in one loop turn into one write:
+ * see Session.sendFrame). Per session and channel it
  * keeps the last message seq sent, so a client gets every message exactly
  * once and in order, across reconnects (`subscribe` with the last seq seen)
  * and across gaps (a missing seq triggers a catch-up read).
@@ -47,7 +61,8 @@ const EDGE_OPS = new Set(['subscribe', 'unsubscribe', 'ping']);
 export class ChatEdge {
   readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, Session>();
-  private readonly byUser = new Map<string, Set<Session>>();
+  /** Open connections per user on this node (the per-user limit). */
+  private readonly byUser = new Map<string, number>();
   private readonly subjects = new Map<string, SubjectEntry>();
   private readonly o: Required<Omit<EdgeOptions, 'limits'>> & { limits: SessionLimits };
   private readonly logger: Logger;
@@ -55,6 +70,16 @@ export class ChatEdge {
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private refreshTimer: ReturnType<typeof setInterval> | undefined;
   private closing = false;
+  private refreshing = false;
+  /** The clock as a function, shared by every session's rate limiter. */
+  private readonly now: () => number;
+  /** Socket listeners shared by every connection (one set per edge, not four closures per socket). */
+  private readonly listeners: {
+    message: (this: SocketWithSession, data: RawData, isBinary: boolean) => void;
+    pong: (this: SocketWithSession) => void;
+    close: (this: SocketWithSession) => void;
+    error: (this: SocketWithSession, err: Error) => void;
+  };
   private readonly m: {
     connections: Gauge; frames: Counter; sent: Counter; deliveries: Counter; latency: Histogram; closes: Counter; messages: Counter;
   };
@@ -75,6 +100,16 @@ export class ChatEdge {
     };
     this.logger = (opts.logger ?? silentLogger).child({ component: 'edge' });
     this.clock = opts.clock ?? { now: Date.now } as Clock;
+    const clock = this.clock;
+    this.now = () => clock.now();
+    const edge = this;
+    this.listeners = {
+      message(data, isBinary) { const s = this[SESSION]; if (s) edge.onFrame(s, data, isBinary); },
+      pong() { const s = this[SESSION]; if (s) s.alive = true; },
+      close() { const s = this[SESSION]; if (s) edge.onClose(s); },
+      // ws reports oversized frames and protocol errors here, then closes
+      error(err) { edge.logger.debug({ session: this[SESSION]?.id, err: err.message }, 'socket error'); },
+    };
     const m = opts.metrics ?? noopMetrics;
     this.m = {
       connections: m.gauge('websocket_connections_active', 'Open WebSocket connections on this node'),
@@ -88,7 +123,7 @@ export class ChatEdge {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.o.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
     this.pingTimer = setInterval(() => this.pingAll(), this.o.pingIntervalMs);
     this.pingTimer.unref();
-    this.refreshTimer = setInterval(() => this.refreshSessions(), this.o.sessionRefreshMs);
+    this.refreshTimer = setInterval(() => void this.refreshSessions(), this.o.sessionRefreshMs);
     this.refreshTimer.unref();
   }
 
@@ -118,34 +153,31 @@ export class ChatEdge {
       return refuse(401, e.code, e.message);
     }
     if (this.sessions.size >= this.o.maxConnections) return refuse(503, EDGE_ERRORS.EDGE_TOO_MANY_CONNECTIONS, 'node is at its connection limit');
-    if ((this.byUser.get(claims.sub)?.size ?? 0) >= this.o.maxConnectionsPerUser) return refuse(403, EDGE_ERRORS.EDGE_TOO_MANY_CONNECTIONS, 'too many connections for this user');
+    if ((this.byUser.get(claims.sub) ?? 0) >= this.o.maxConnectionsPerUser) return refuse(403, EDGE_ERRORS.EDGE_TOO_MANY_CONNECTIONS, 'too many connections for this user');
     const device = (url.searchParams.get('device') ?? 'web').replace(/[^A-Za-z0-9 _.-]/g, '').slice(0, 64) || 'web';
     this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, claims, device));
   }
 
   private onConnection(socket: WebSocket, claims: ReturnType<TokenSigner['verify']>, device: string): void {
     const id = randomBytes(9).toString('base64url').replace(/[^A-Za-z0-9_-]/g, '_');
-    const s = new Session(id, socket, claims, device, this.o.limits, () => this.clock.now());
+    const s = new Session(id, socket, claims.sub, claims.ws, device, this.o.limits, this.now);
     this.sessions.set(id, s);
-    let set = this.byUser.get(s.user);
-    if (!set) this.byUser.set(s.user, (set = new Set()));
-    set.add(s);
+    this.byUser.set(s.user, (this.byUser.get(s.user) ?? 0) + 1);
     this.m.connections.inc();
-    socket.on('pong', () => { s.alive = true; });
-    socket.on('message', (data, isBinary) => this.onFrame(s, data, isBinary));
-    socket.on('close', () => this.onClose(s));
-    socket.on('error', (err) => {
-      // ws reports oversized frames and protocol errors here, then closes
-      this.logger.debug({ session: id, err: err.message }, 'socket error');
-    });
+    const ws = socket as SocketWithSession;
+    ws[SESSION] = s;
+    ws.on('pong', this.listeners.pong);
+    ws.on('message', this.listeners.message);
+    ws.on('close', this.listeners.close);
+    ws.on('error', this.listeners.error);
     s.send(JSON.stringify({ type: 'hello', session: id, user: s.user, node: this.node.nodeId, workspaces: claims.ws }));
     for (const ws of claims.ws) if (ws !== '*') this.ensureWorkspace(s, ws);
   }
 
   /** First use of a workspace by a session: receive its user and workspace events and tell the user actor about the session. */
   private ensureWorkspace(s: Session, ws: string): void {
-    if (s.workspaces.has(ws)) return;
-    s.workspaces.add(ws);
+    if (s.workspaces.includes(ws)) return;
+    s.workspaces.push(ws);
     this.joinSubject(userSubject(ws, s.user), s);
     this.joinSubject(workspaceSubject(ws), s);
     this.askUser(ws, s.user, { op: 'sessionOpened', by: s.user, ws, sessionId: s.id, node: this.node.nodeId, device: s.device });
@@ -155,20 +187,25 @@ export class ChatEdge {
     s.closed = true;
     if (!this.sessions.delete(s.id)) return;
     this.m.connections.dec();
-    this.byUser.get(s.user)?.delete(s);
-    if (this.byUser.get(s.user)?.size === 0) this.byUser.delete(s.user);
+    const n = (this.byUser.get(s.user) ?? 1) - 1;
+    if (n > 0) this.byUser.set(s.user, n);
+    else this.byUser.delete(s.user);
     for (const st of s.chans.values()) this.leaveSubject(st.subject, s);
-    for (const subj of s.personal) this.leaveSubject(subj, s);
+    for (const ws of s.workspaces) {
+      this.leaveSubject(userSubject(ws, s.user), s);
+      this.leaveSubject(workspaceSubject(ws), s);
+    }
     s.chans.clear();
     if (!this.closing) for (const ws of s.workspaces) this.askUser(ws, s.user, { op: 'sessionClosed', by: s.user, ws, sessionId: s.id });
   }
 
-  private askUser(ws: string, user: string, msg: Record<string, unknown>): void {
+  /** Tells a user actor about its sessions; never rejects (a failure is logged at debug). */
+  private askUser(ws: string, user: string, msg: Record<string, unknown>): Promise<unknown> {
     const spec = (EDGE_COMMANDS as Record<string, CommandSpec>)[msg.op as string]!;
     const parsed = spec.schema.safeParse(msg);
-    if (!parsed.success) return;
+    if (!parsed.success) return Promise.resolve();
     const route = routeOf(msg.op as 'sessionOpened', { by: user, ws });
-    this.node.ref(route.type, route.key).ask(parsed.data).catch((err) => this.logger.debug({ err: (err as Error).message }, 'session update failed'));
+    return this.node.ref(route.type, route.key).ask(parsed.data).catch((err) => this.logger.debug({ err: (err as Error).message }, 'session update failed'));
   }
 
   // ---- frames ------------------------------------------------------------
@@ -257,7 +294,7 @@ export class ChatEdge {
 
   /** The token's coarse workspace filter ('*' = any; the actors check membership either way). */
   private checkWorkspaceClaim(s: Session, ws: string): void {
-    if (!s.claims.ws.includes(ws) && !s.claims.ws.includes('*')) throw new AuthError('AUTH_FORBIDDEN', `token does not grant workspace ${ws}`);
+    if (!s.wsClaims.includes(ws) && !s.wsClaims.includes('*')) throw new AuthError('AUTH_FORBIDDEN', `token does not grant workspace ${ws}`);
   }
 
   // ---- subscriptions and fan-out ----------------------------------------
@@ -270,9 +307,9 @@ export class ChatEdge {
     const subject = channelSubject(ws, ch);
     let st = s.chans.get(key);
     if (!st) {
-      st = { ws, ch, subject, lastSeq: seq ?? 0, catchingUp: true, buffer: [] };
+      st = { ws, ch, subject, lastSeq: seq ?? 0, catchingUp: true, buffer: undefined };
       s.chans.set(key, st);
-      this.joinSubject(subject, s);
+      this.joinSubject(subject, s, st);
     } else {
       st.catchingUp = true;
       if (seq !== undefined) st.lastSeq = seq;
@@ -334,8 +371,8 @@ export class ChatEdge {
   private finishCatchUp(s: Session, st: ChannelSubState): void {
     st.catchingUp = false;
     const buffered = st.buffer;
-    st.buffer = [];
-    for (const e of buffered) this.deliverChannel(s, st, e as ChannelEventLike, undefined);
+    st.buffer = undefined;
+    if (buffered) for (const e of buffered) if (this.deliverChannel(s, st, e as ChannelEventLike, undefined)) this.m.deliveries.inc();
   }
 
   /** A gap in a session's seqs: read what is missing, send it as a catch-up frame, then resume live delivery. */
@@ -352,29 +389,29 @@ export class ChatEdge {
       });
   }
 
-  private joinSubject(subject: string, s: Session): void {
+  /** Adds a session to a subject's local sessions (subscribing on first use); `st` is its state for a channel subject. */
+  private joinSubject(subject: string, s: Session, st?: ChannelSubState): void {
     let e = this.subjects.get(subject);
     if (!e) {
-      const sessions = new Set<Session>();
-      const sub = this.transport.subscribe(subject, (data, subj) => this.onPublished(subj, data, sessions));
-      this.subjects.set(subject, (e = { sub, sessions }));
+      const scope = subject.startsWith('chorus.chan.') ? 'channel' : subject.startsWith('chorus.user.') ? 'user' : 'workspace';
+      const entry: SubjectEntry = { sub: undefined as unknown as Disposable, scope, sessions: new Map() };
+      entry.sub = this.transport.subscribe(subject, (data) => this.onPublished(entry, data));
+      this.subjects.set(subject, (e = entry));
     }
-    e.sessions.add(s);
-    if (!subject.startsWith('chorus.chan.')) s.personal.add(subject);
+    e.sessions.set(s, st);
   }
 
   private leaveSubject(subject: string, s: Session): void {
     const e = this.subjects.get(subject);
     if (!e) return;
     e.sessions.delete(s);
-    s.personal.delete(subject);
     if (e.sessions.size === 0) {
       this.subjects.delete(subject);
       void e.sub.dispose();
     }
   }
 
-  private onPublished(subject: string, data: Uint8Array, sessions: Set<Session>): void {
+  private onPublished(entry: SubjectEntry, data: Uint8Array): void {
     let event: ChannelEventLike;
     try {
       event = codec.decode(data) as ChannelEventLike;
@@ -382,46 +419,46 @@ export class ChatEdge {
       return;
     }
     if (typeof event !== 'object' || event === null) return;
-    // one serialisation per event, shared by every local socket
-    let frame: string | undefined;
-    const scope = subject.startsWith('chorus.chan.') ? 'channel' : subject.startsWith('chorus.user.') ? 'user' : 'workspace';
-    const frameOf = () => (frame ??= JSON.stringify({ type: 'event', scope, event }));
+    // one serialisation and one framed buffer per event, shared by every local socket
+    const scope = entry.scope;
+    const out: Outgoing = { scope, event, frame: undefined };
+    let delivered = 0;
     if (scope === 'channel') {
-      const key = `${event.ws}.${event.ch}`;
       if (event.type === 'message' && typeof event.message?.ts === 'number') this.m.latency.observe(Math.max(0, this.clock.now() - event.message.ts) / 1000);
-      for (const s of sessions) {
-        const st = s.chans.get(key);
-        if (st) this.deliverChannel(s, st, event, frameOf);
+      // (a member leaving removes itself from the map while it is iterated: allowed for Maps)
+      for (const [s, st] of entry.sessions) if (st && this.deliverChannel(s, st, event, out)) delivered++;
+    } else {
+      for (const s of entry.sessions.keys()) {
+        if (event.type === 'removed_from_workspace' || (event.type === 'member_removed' && event.user === s.user)) this.dropWorkspace(s, event.ws);
+        if (s.sendFrame(frameOf(out))) delivered++;
       }
-      return;
     }
-    for (const s of sessions) {
-      if (event.type === 'removed_from_workspace' || (event.type === 'member_removed' && event.user === s.user)) this.dropWorkspace(s, event.ws);
-      if (s.send(frameOf())) this.m.deliveries.inc();
-    }
+    if (delivered) this.m.deliveries.inc(undefined, delivered);
   }
 
-  private deliverChannel(s: Session, st: ChannelSubState, e: ChannelEventLike, frameOf: (() => string) | undefined): void {
+  /** Applies the session's seq logic to a channel event; true when a frame was written. */
+  private deliverChannel(s: Session, st: ChannelSubState, e: ChannelEventLike, out: Outgoing | undefined): boolean {
     if (st.catchingUp) {
-      st.buffer.push(e);
+      (st.buffer ??= []).push(e);
       if (st.buffer.length > 10_000) s.close(CLOSE.SLOW_CONSUMER, 'slow consumer: catch-up backlog over the limit');
-      return;
+      return false;
     }
     if (e.type === 'message') {
       const seq = e.seq ?? 0;
-      if (seq <= st.lastSeq) return; // already sent (catch-up overlap or a duplicate publish)
+      if (seq <= st.lastSeq) return false; // already sent (catch-up overlap or a duplicate publish)
       if (seq > st.lastSeq + 1) {
-        st.buffer.push(e);
-        return this.fillGap(s, st);
+        (st.buffer ??= []).push(e);
+        this.fillGap(s, st);
+        return false;
       }
       st.lastSeq = seq;
     }
-    const frame = frameOf ? frameOf() : JSON.stringify({ type: 'event', scope: 'channel', event: e });
-    if (s.send(frame)) this.m.deliveries.inc();
+    const sent = s.sendFrame(frameOf(out ?? { scope: 'channel', event: e, frame: undefined }));
     if (e.type === 'member_left' && e.user === s.user) {
       s.chans.delete(`${st.ws}.${st.ch}`);
       this.leaveSubject(st.subject, s);
     }
+    return sent;
   }
 
   private dropWorkspace(s: Session, ws: string): void {
@@ -434,34 +471,64 @@ export class ChatEdge {
 
   // ---- housekeeping -----------------------------------------------------
 
+  /**
+   * Pings every socket (and drops those that missed the last ping) in
+   * slices of HOUSEKEEPING_SLICE per loop turn: a ping is a write system
+   * call, and 50,000 of them in one turn would stall the node for a second
+   * or more (long enough for its membership lease to lapse).
+   */
   private pingAll(): void {
-    for (const s of this.sessions.values()) {
-      if (!s.alive) {
-        s.socket.terminate();
-        continue;
+    const all = [...this.sessions.values()];
+    let i = 0;
+    const slice = () => {
+      const end = Math.min(all.length, i + HOUSEKEEPING_SLICE);
+      for (; i < end; i++) {
+        const s = all[i]!;
+        if (s.closed) continue;
+        if (!s.alive) {
+          s.socket.terminate();
+          continue;
+        }
+        s.alive = false;
+        try {
+          s.socket.ping();
+        } catch {
+          /* closed meanwhile */
+        }
       }
-      s.alive = false;
-      try {
-        s.socket.ping();
-      } catch {
-        /* closed meanwhile */
-      }
-    }
+      if (i < all.length && !this.closing) setImmediate(slice);
+    };
+    slice();
   }
 
-  private refreshSessions(): void {
-    const perUserWs = new Map<string, string[]>();
-    for (const s of this.sessions.values()) {
-      for (const ws of s.workspaces) {
-        const k = `${ws} ${s.user}`;
-        const list = perUserWs.get(k) ?? [];
-        list.push(s.id);
-        perUserWs.set(k, list);
+  /**
+   * Tells each user actor which sessions this node still holds, with at
+   * most HOUSEKEEPING_SLICE asks in flight (not one ask per user at once,
+   * which queues tens of thousands of actor turns behind live traffic). A
+   * refresh still running when the next is due is not started twice.
+   */
+  private async refreshSessions(): Promise<void> {
+    if (this.refreshing) return;
+    this.refreshing = true;
+    try {
+      const perUserWs = new Map<string, string[]>();
+      for (const s of this.sessions.values()) {
+        for (const ws of s.workspaces) {
+          const k = `${ws} ${s.user}`;
+          const list = perUserWs.get(k);
+          if (list) list.push(s.id);
+          else perUserWs.set(k, [s.id]);
+        }
       }
-    }
-    for (const [k, ids] of perUserWs) {
-      const [ws, user] = k.split(' ') as [string, string];
-      this.askUser(ws, user, { op: 'sessionsRefresh', by: user, ws, node: this.node.nodeId, sessionIds: ids });
+      const jobs = [...perUserWs];
+      for (let i = 0; i < jobs.length && !this.closing; i += HOUSEKEEPING_SLICE) {
+        await Promise.all(jobs.slice(i, i + HOUSEKEEPING_SLICE).map(([k, ids]) => {
+          const [ws, user] = k.split(' ') as [string, string];
+          return this.askUser(ws, user, { op: 'sessionsRefresh', by: user, ws, node: this.node.nodeId, sessionIds: ids });
+        }));
+      }
+    } finally {
+      this.refreshing = false;
     }
   }
 
@@ -475,6 +542,13 @@ export class ChatEdge {
     this.subjects.clear();
     await new Promise<void>((r) => this.wss.close(() => r()));
   }
+}
+
+/** An event on its way to local sockets: its frame is built on first use, then shared. */
+interface Outgoing { scope: string; event: unknown; frame: Buffer | undefined }
+
+function frameOf(o: Outgoing): Buffer {
+  return (o.frame ??= textFrame(JSON.stringify({ type: 'event', scope: o.scope, event: o.event })));
 }
 
 /** The shape of events the edge looks at (the rest passes through untouched). */

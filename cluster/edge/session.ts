@@ -1,5 +1,5 @@
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
-import type { TokenClaims } from './auth.ts';
 import { TokenBucket } from './rate-limit.ts';
 
 /** Delivery state of one channel for one session: what it has seen and whether it is catching up. */
@@ -11,7 +11,8 @@ export interface ChannelSubState {
   lastSeq: number;
   /** While true, live events wait in `buffer` (a catch-up read is in flight). */
   catchingUp: boolean;
-  buffer: unknown[];
+  /** Live events held back during a catch-up or a gap; allocated only when one is. */
+  buffer: unknown[] | undefined;
 }
 
 /** Limits of one connection. */
@@ -34,46 +35,130 @@ export const DEFAULT_SESSION_LIMITS: Readonly<SessionLimits> = Object.freeze({
   framesPerSecond: 20, frameBurst: 60, floodCloseAfter: 200, maxInFlight: 64, maxBufferedBytes: 4 * 1024 * 1024, maxSubscriptions: 500,
 });
 
+/**
+ * A server-to-client WebSocket text frame (FIN, opcode 1, unmasked, no
+ * extension bits), header and UTF-8 payload in one buffer. Built once per
+ * event and written as is to every socket that gets it: one UTF-8 encoding
+ * and one allocation per event instead of one per socket (what
+ * `WebSocket.Sender.frame` plus a socket write would do for each).
+ */
+export function textFrame(text: string): Buffer {
+  const len = Buffer.byteLength(text);
+  const hdr = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  const b = Buffer.allocUnsafe(hdr + len);
+  b[0] = 0x81;
+  if (len < 126) b[1] = len;
+  else if (len < 65536) {
+    b[1] = 126;
+    b.writeUInt16BE(len, 2);
+  } else {
+    b[1] = 127;
+    b.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
+    b.writeUInt32BE(len >>> 0, 6);
+  }
+  b.write(text, hdr, 'utf8');
+  return b;
+}
+
+/** The parts of ws's WebSocket internals that decide whether a frame may be written under it (ws 8). */
+interface WsInternals { _socket?: Socket; _sender?: { _queue?: unknown[]; _state?: number } }
+
+/**
+ * Sockets corked in this turn of the event loop; uncorked together from one
+ * setImmediate, so every frame a socket gets in one loop iteration (a reply
+ * and the event it caused, several events of a busy channel) leaves in one
+ * write system call. Most of a delivery's cost is that call.
+ */
+const corked: Session[] = [];
+let flushScheduled = false;
+function flushCorked(): void {
+  flushScheduled = false;
+  for (let i = 0; i < corked.length; i++) corked[i]!.uncork();
+  corked.length = 0;
+}
+
 /** One authenticated WebSocket connection. */
 export class Session {
   readonly chans = new Map<string, ChannelSubState>();
-  /** Subjects of user and workspace events this session receives. */
-  readonly personal = new Set<string>();
-  /** Workspaces this session has used (user actor told, personal subjects joined). */
-  readonly workspaces = new Set<string>();
+  /** Workspaces this session has used (user actor told, user and workspace subjects joined); usually one. */
+  readonly workspaces: string[] = [];
   readonly bucket: TokenBucket;
   inFlight = 0;
   rejectedInARow = 0;
   alive = true;
   closed = false;
+  /** The TCP socket under `socket`, written to directly (see `sendFrame`); undefined if ws's internals are not as expected. */
+  private readonly raw: Socket | undefined;
+  private isCorked = false;
 
+  /**
+   * @param wsClaims the workspaces the token grants (`'*'` = any)
+   * @param now the edge's clock, shared by its sessions
+   */
   constructor(
     readonly id: string,
     readonly socket: WebSocket,
-    readonly claims: TokenClaims,
+    readonly user: string,
+    readonly wsClaims: readonly string[],
     readonly device: string,
     readonly limits: SessionLimits,
     now: () => number,
   ) {
     this.bucket = new TokenBucket(limits.frameBurst, limits.framesPerSecond, now);
-  }
-
-  get user(): string {
-    return this.claims.sub;
+    const raw = (socket as unknown as WsInternals)._socket;
+    this.raw = raw && typeof raw.write === 'function' && typeof raw.cork === 'function' ? raw : undefined;
   }
 
   /**
    * Sends a text frame unless the client is not keeping up; returns false
    * when the session was closed as a slow consumer instead.
    */
-  send(frame: string): boolean {
+  send(text: string): boolean {
+    return this.sendFrame(textFrame(text), text);
+  }
+
+  /**
+   * Sends a frame built by `textFrame` (shared by every session that gets the
+   * same event). The frame goes straight to the TCP socket, corked until the
+   * end of this loop iteration: ws would re-encode the text and write header
+   * and payload for each socket. That is safe while ws's sender has nothing
+   * queued, which holds without permessage-deflate (the edge turns it off)
+   * and Blob payloads (never sent); otherwise the frame goes through
+   * `socket.send`, in order behind what ws queued. Frames written either
+   * way count in `socket.bufferedAmount`, so the slow-consumer bound holds.
+   */
+  sendFrame(frame: Buffer, text?: string): boolean {
     if (this.closed) return false;
-    if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) {
+    const socket = this.socket;
+    if (socket.bufferedAmount > this.limits.maxBufferedBytes) {
       this.close(4008, 'slow consumer: send buffer over the limit');
       return false;
     }
-    this.socket.send(frame);
+    if (socket.readyState !== 1) return true; // closing: ws drops data frames too
+    const raw = this.raw;
+    const sender = (socket as unknown as WsInternals)._sender;
+    if (raw === undefined || sender?._state !== 0 || sender._queue?.length) {
+      socket.send(text ?? frame.subarray(frame[1]! < 126 ? 2 : frame[1] === 126 ? 4 : 10).toString('utf8'));
+      return true;
+    }
+    if (!this.isCorked) {
+      this.isCorked = true;
+      raw.cork();
+      corked.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushCorked);
+      }
+    }
+    raw.write(frame);
     return true;
+  }
+
+  /** @internal Ends this loop iteration's coalescing (see `corked`). */
+  uncork(): void {
+    if (!this.isCorked) return;
+    this.isCorked = false;
+    this.raw!.uncork();
   }
 
   /** Closes with a code and reason (once). */
