@@ -69,6 +69,8 @@ export class ChorusNode {
       ...(options.observer ? { observer: options.observer } : {}),
       // a draining node left the table but still runs its actors until it has handed them off
       isDraining: (id) => this.supervisor.liveMembers().some((m) => m.id === id && m.state === 'draining' && this.clock.now() - m.lastSeen < this.timing.failureTimeoutMs),
+      // checked on every delivery: a node that was paused refuses work the moment it wakes
+      leaseValid: () => this.membership.leaseValid(),
     });
     this.supervisor = new PlacementSupervisor({
       nodeId: options.nodeId, kv: options.kv, transport: options.transport, clock: this.clock, timing: this.timing, logger: this.logger,
@@ -82,6 +84,7 @@ export class ChorusNode {
       ...(options.url !== undefined ? { url: options.url } : {}),
       load: () => ({ actors: this.actors.activeCount(), ...options.load?.() }),
       onFence: (reason) => this.actors.fence(reason),
+      isFenced: () => this.actors.fenced,
       onUnfence: async () => {
         // catch up with the table first: it may have moved our actors while we were cut off
         await this.supervisor.refreshTable().catch(() => {});

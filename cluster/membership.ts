@@ -93,6 +93,8 @@ export class Membership {
     load?: () => Record<string, number>;
     onFence: (reason: string) => void;
     onUnfence: () => void | Promise<void>;
+    /** Whether the actor node is fenced (it may fence itself between heartbeats, see leaseValid). */
+    isFenced?: () => boolean;
     logger?: Logger;
   }) {
     this.lastOk = o.clock.now();
@@ -113,6 +115,16 @@ export class Membership {
     this.state = 'draining';
     this.heartbeat();
     await this.register().catch(() => {});
+  }
+
+  /**
+   * True while the node's liveness is proven: its last echoed heartbeat is
+   * younger than fenceAfterMs. Checked on every delivery, so a node that was
+   * paused (SIGSTOP, a long GC) refuses work the moment it wakes, before its
+   * timer-driven fence check has run.
+   */
+  leaseValid(): boolean {
+    return !this.seenEcho || this.o.clock.now() - this.lastOk < this.o.timing.fenceAfterMs;
   }
 
   /** True once the node is draining. */
@@ -160,7 +172,7 @@ export class Membership {
     // only the time the beat was sent is proven, not the time it came back
     this.lastOk = Math.max(this.lastOk, m.sentAt);
     this.seenEcho = true;
-    if (this.fenced && !this.stopped && this.o.clock.now() - this.lastOk < this.o.timing.fenceAfterMs) {
+    if ((this.fenced || this.o.isFenced?.()) && !this.stopped && this.o.clock.now() - this.lastOk < this.o.timing.fenceAfterMs) {
       this.fenced = false;
       Promise.resolve(this.o.onUnfence()).catch(() => {});
     }

@@ -202,6 +202,12 @@ export class MemoryTransport implements Transport {
     this.owned.add(d);
     return d;
   }
+  /** Called when the network heals (the memory twin of a NATS reconnect). */
+  onReconnect(handler: () => void): Disposable {
+    const d = this.net.onHeal(handler);
+    this.owned.add(d);
+    return d;
+  }
   async close(): Promise<void> {
     this.closed = true;
     for (const abort of [...this.pending]) abort(new NodeUnavailableError(this.clientId, 'transport closed'));

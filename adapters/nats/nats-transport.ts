@@ -66,6 +66,30 @@ export class NatsTransport implements Transport {
     checkSubject(this.nodePrefix + 'x', false);
   }
 
+  private readonly reconnectHandlers = new Set<() => void>();
+  private watchingStatus = false;
+
+  /** Calls `handler` after every reconnect of the NATS connection (subscriptions are restored by the client; messages published meanwhile were not delivered). */
+  onReconnect(handler: () => void): Disposable {
+    this.reconnectHandlers.add(handler);
+    if (!this.watchingStatus) {
+      this.watchingStatus = true;
+      void (async () => {
+        for await (const st of this.nc.status()) {
+          if (st.type !== 'reconnect') continue;
+          for (const h of [...this.reconnectHandlers]) {
+            try {
+              h();
+            } catch (err) {
+              this.logger.warn({ err: (err as Error).message }, 'reconnect handler failed');
+            }
+          }
+        }
+      })().catch(() => {});
+    }
+    return { dispose: () => void this.reconnectHandlers.delete(handler) };
+  }
+
   /** The inbox subject of a node (`<prefix>.node.<nodeId>`). Throws BadMessageError for an id that is not one subject token. */
   inboxOf(nodeId: string): string {
     let s = this.inboxes.get(nodeId);

@@ -43,6 +43,9 @@ type SocketWithSession = WebSocket & { [SESSION]?: Session };
 /** Sessions pinged per loop turn, and session refreshes in flight at once (see pingAll, refreshSessions). */
 const HOUSEKEEPING_SLICE = 500;
 
+/** Errors after which a gap read is simply tried again. */
+const TEMPORARY = new Set(['CHORUS_ASK_TIMEOUT', 'CHORUS_NODE_UNAVAILABLE', 'CHORUS_NO_OWNER', 'CHORUS_NOT_OWNER', 'CHORUS_BACKEND']);
+
 /** Ops the edge answers itself (not actor commands). */
 const EDGE_OPS = new Set(['subscribe', 'unsubscribe', 'ping']);
 
@@ -70,6 +73,7 @@ export class ChatEdge {
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private refreshTimer: ReturnType<typeof setInterval> | undefined;
   private closing = false;
+  private reconnectSub: Disposable | undefined;
   private refreshing = false;
   /** The clock as a function, shared by every session's rate limiter. */
   private readonly now: () => number;
@@ -121,10 +125,18 @@ export class ChatEdge {
       messages: m.counter('chorus_edge_messages_total', 'Chat messages posted through this edge'),
     };
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.o.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
+    this.reconnectSub = transport.onReconnect?.(() => this.resyncAll());
     this.pingTimer = setInterval(() => this.pingAll(), this.o.pingIntervalMs);
     this.pingTimer.unref();
     this.refreshTimer = setInterval(() => void this.refreshSessions(), this.o.sessionRefreshMs);
     this.refreshTimer.unref();
+  }
+
+  /** After the transport reconnects: every channel of every session reads what it may have missed. */
+  private resyncAll(): void {
+    for (const s of this.sessions.values()) {
+      for (const st of s.chans.values()) if (!st.catchingUp) this.fillGap(s, st);
+    }
   }
 
   /** Connections open now. */
@@ -216,13 +228,12 @@ export class ChatEdge {
       this.m.frames.inc({ outcome: 'binary' });
       return this.reject(s, undefined, EDGE_ERRORS.EDGE_BAD_FRAME, 'binary frames are not accepted; send JSON text');
     }
-    if (!s.bucket.take()) {
+    // parsed before the rate check (a frame is at most maxFrameBytes), so a refused request is answered with its id
+    const limited = !s.bucket.take();
+    if (limited && ++s.rejectedInARow >= this.o.limits.floodCloseAfter) {
       this.m.frames.inc({ outcome: 'rate_limited' });
-      if (++s.rejectedInARow >= this.o.limits.floodCloseAfter) {
-        this.m.closes.inc({ code: EDGE_ERRORS.EDGE_FLOOD });
-        return s.close(CLOSE.POLICY, 'flooding: too many frames over the rate limit');
-      }
-      return this.reject(s, undefined, EDGE_ERRORS.EDGE_RATE_LIMITED, 'too many frames', { retryAfterMs: s.bucket.retryAfterMs() });
+      this.m.closes.inc({ code: EDGE_ERRORS.EDGE_FLOOD });
+      return s.close(CLOSE.POLICY, 'flooding: too many frames over the rate limit');
     }
     let frame: unknown;
     try {
@@ -241,6 +252,10 @@ export class ChatEdge {
     if (typeof f.op !== 'string') {
       this.m.frames.inc({ outcome: 'bad_frame' });
       return this.reject(s, id, EDGE_ERRORS.EDGE_BAD_FRAME, 'frame has no "op" string');
+    }
+    if (limited) {
+      this.m.frames.inc({ outcome: 'rate_limited' });
+      return this.reject(s, id, EDGE_ERRORS.EDGE_RATE_LIMITED, 'too many frames', { retryAfterMs: s.bucket.retryAfterMs() });
     }
     if (s.inFlight >= this.o.limits.maxInFlight) {
       this.m.frames.inc({ outcome: 'rate_limited' });
@@ -323,7 +338,7 @@ export class ChatEdge {
       this.ensureWorkspace(s, ws);
       if (seq === undefined) {
         st.lastSeq = (first as unknown as { latestSeq?: number }).latestSeq ?? 0;
-        this.finishCatchUp(s, st);
+        setImmediate(() => this.finishCatchUp(s, st)); // after the reply is written
         return { subscribed: true, latestSeq: st.lastSeq, info: first };
       }
       const result = await this.catchUpFrom(s, st, first);
@@ -360,10 +375,11 @@ export class ChatEdge {
       }
       updates.push(...(page.updates ?? []));
       resync ||= !!page.resync;
-      if (!page.more) break;
+      if (!page.hasMore && !page.more) break;
       page = await this.node.ref('channel', `${st.ws}.${st.ch}`).ask<SinceResult>({ op: 'since', by: s.user, ws: st.ws, ch: st.ch, seq: st.lastSeq });
     }
-    queueMicrotask(() => this.finishCatchUp(s, st));
+    // after the reply (or catchup frame) that carries these messages has been written: it is sent from a promise callback, which runs before this
+    setImmediate(() => this.finishCatchUp(s, st));
     return { messages, updates, ...(resync ? { resync } : {}) };
   }
 
@@ -382,10 +398,16 @@ export class ChatEdge {
       .then((page) => this.catchUpFrom(s, st, page))
       .then((r) => { if (r.messages.length || r.updates.length) s.send(JSON.stringify({ type: 'catchup', ws: st.ws, ch: st.ch, ...r })); })
       .catch((err) => {
-        // lost access (removed) or unreachable: stop delivering this channel to the session
+        const e = toChorusError(err);
+        if (TEMPORARY.has(e.code) && !s.closed && s.chans.get(`${st.ws}.${st.ch}`) === st) {
+          // the channel is moving or its node is down: try again shortly, keep buffering
+          setTimeout(() => { if (!s.closed && s.chans.get(`${st.ws}.${st.ch}`) === st) this.fillGap(s, st); }, 250).unref();
+          return;
+        }
+        // lost access (removed): stop delivering this channel to the session
         s.chans.delete(`${st.ws}.${st.ch}`);
         this.leaveSubject(st.subject, s);
-        s.send(JSON.stringify({ type: 'unsubscribed', ws: st.ws, ch: st.ch, error: toChorusError(err).toJSON() }));
+        s.send(JSON.stringify({ type: 'unsubscribed', ws: st.ws, ch: st.ch, error: e.toJSON() }));
       });
   }
 
@@ -535,6 +557,7 @@ export class ChatEdge {
   /** Closes every connection with "going away" (clients reconnect elsewhere) and stops. */
   async close(): Promise<void> {
     this.closing = true;
+    await this.reconnectSub?.dispose();
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     for (const s of [...this.sessions.values()]) s.close(CLOSE.GOING_AWAY, 'node shutting down; reconnect');
@@ -567,5 +590,7 @@ interface SinceResult {
   updates?: unknown[];
   latestSeq?: number;
   more?: boolean;
+  /** The channel's name for "there is another page". */
+  hasMore?: boolean;
   resync?: boolean;
 }

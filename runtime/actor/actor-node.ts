@@ -46,6 +46,8 @@ export interface ActorNodeOptions {
   /** Round-trip local messages through the codec, so tests catch messages that could not cross a process. Default false. */
   readonly strictSerialization?: boolean;
   readonly observer?: ActivationObserver;
+  /** Checked on every delivery: false means the node's cluster lease lapsed (e.g. it was paused); it fences at once. */
+  readonly leaseValid?: () => boolean;
   /**
    * Whether a node that is no longer in the placement table is draining:
    * alive and handing its actors off. A new owner asks such a previous owner
@@ -373,6 +375,7 @@ export class ActorNode implements RefTarget {
    */
   private deliverLocal(id: ActorId, item: MailItem, senderEpoch: number, hops = 0): void {
     const key = idString(id);
+    if (this.fencedReason === undefined && this.opts.leaseValid && !this.opts.leaseValid()) this.fence('cluster lease lapsed (paused or cut off)');
     if (this.fencedReason !== undefined) {
       if (item.reject) item.reject(new NodeUnavailableError(this.nodeId, this.fencedReason));
       return;

@@ -32,6 +32,12 @@ export interface Transport {
   subscribe(subject: string, handler: (data: Uint8Array, subject: string) => void): Disposable;
   /** Closes the connection; pending requests reject. */
   close(): Promise<void>;
+  /**
+   * Calls `handler` each time the connection comes back after a loss.
+   * Publishes made meanwhile may have been missed (core pub/sub is
+   * at-most-once), so subscribers resynchronise from the log.
+   */
+  onReconnect?(handler: () => void): Disposable;
 }
 
 /** Token for the tsyringe container (composition root only). */
