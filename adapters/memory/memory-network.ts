@@ -30,7 +30,11 @@ export class MemoryNetwork {
   faults: NetworkFaults;
   private readonly rng: () => number;
   private readonly listeners = new Map<string, InboundHandler>();
-  private readonly subs = new Set<{ client: string; pattern: string; handler: (d: Uint8Array, s: string) => void }>();
+  private readonly subs = new Set<Sub>();
+  /** Subscriptions without wildcards, by subject: a publish looks up its subject instead of matching every pattern. */
+  private readonly exact = new Map<string, Set<Sub>>();
+  /** Subscriptions with `*` or `>`: matched one by one. */
+  private readonly wild = new Set<Sub>();
   private readonly group = new Map<string, string>();
   private readonly healHooks = new Set<() => void>();
   /** Messages delivered, dropped and duplicated so far (for test reports). */
@@ -85,7 +89,7 @@ export class MemoryNetwork {
   /** Drops every listener and subscription of a client, as if its process died. */
   crash(clientId: string): void {
     this.listeners.delete(clientId);
-    for (const s of this.subs) if (s.client === clientId) this.subs.delete(s);
+    for (const s of this.subs) if (s.client === clientId) this.unindex(s);
   }
 
   /** Schedules a delivery under the current faults. Returns false when the message was dropped. */
@@ -135,19 +139,37 @@ export class MemoryNetwork {
   /** @internal */
   _publish(from: string, subject: string, data: Uint8Array): void {
     if (!this.canReachServer(from)) return;
-    for (const s of this.subs) {
-      if (!subjectMatches(s.pattern, subject) || !this.canReach(from, s.client)) continue;
-      const copy = data.slice();
-      this.deliver(() => { if (this.subs.has(s)) s.handler(copy, subject); });
-    }
+    const exact = this.exact.get(subject);
+    if (exact) for (const s of exact) this.publishTo(s, from, subject, data);
+    for (const s of this.wild) if (subjectMatches(s.pattern, subject)) this.publishTo(s, from, subject, data);
+  }
+  private publishTo(s: Sub, from: string, subject: string, data: Uint8Array): void {
+    if (!this.canReach(from, s.client)) return;
+    const copy = data.slice();
+    this.deliver(() => { if (this.subs.has(s)) s.handler(copy, subject); });
   }
   /** @internal */
   _subscribe(client: string, pattern: string, handler: (d: Uint8Array, s: string) => void): Disposable {
-    const s = { client, pattern, handler };
+    const s: Sub = { client, pattern, handler };
     this.subs.add(s);
-    return { dispose: () => void this.subs.delete(s) };
+    if (/(^|\.)[*>](\.|$)/.test(pattern)) this.wild.add(s);
+    else {
+      let set = this.exact.get(pattern);
+      if (!set) this.exact.set(pattern, (set = new Set()));
+      set.add(s);
+    }
+    return { dispose: () => this.unindex(s) };
+  }
+  private unindex(s: Sub): void {
+    if (!this.subs.delete(s)) return;
+    if (this.wild.delete(s)) return;
+    const set = this.exact.get(s.pattern);
+    set?.delete(s);
+    if (set?.size === 0) this.exact.delete(s.pattern);
   }
 }
+
+interface Sub { client: string; pattern: string; handler: (d: Uint8Array, s: string) => void }
 
 /** One client's view of a MemoryNetwork, implementing the Transport port. */
 export class MemoryTransport implements Transport {
