@@ -1,0 +1,287 @@
+/**
+ * Team chat end to end: channel fan-out over WebSockets, Chorus against its
+ * peers on the same workload in the same run.
+ *
+ * Usage: `npm run bench -- fanout [--quick] [--clients=N] [--systems=a,b]
+ * [--no-shape-b] [--no-two-node] [--two-node-clients=N] [--profile=dir]`
+ * (`--systems` from ws, sio, chorus, chorus2, sio2; `--profile=dir` writes a
+ * CPU profile of every server process for every phase). `--quick` runs shape
+ * A with 2,000 clients and the three single-node systems only.
+ *
+ * Workload (bench/lib/workload.ts): C clients over load-generator processes
+ * (bench/lib/loadgen.ts, 2 by default, each on its own loopback source
+ * address), each client a user in exactly one channel of S members; posts are
+ * `b:<client>:<send µs> ...` texts and every member (sender included)
+ * receives each one. Shapes: A = C/10 channels x 10 (default C = 10,000;
+ * `--quick` 2,000) and B = 20 channels x 100 (2,000 clients).
+ *
+ * Systems, each its own server process(es), measured from /proc:
+ * - raw ws: a minimal relay on `ws` (bench/lib/ws-server.ts), the ceiling;
+ * - Socket.IO rooms (bench/lib/sio-server.ts);
+ * - Chorus, embedded profile (bench/lib/chorus-server.ts: startNode with the
+ *   edge limits below; PGlite log, in-process transport);
+ * - 2 nodes: Chorus cluster profile over one nats-server vs Socket.IO with
+ *   @socket.io/redis-adapter on a redis-server (broker CPU counted); members
+ *   of each channel alternate between the two nodes. Shape A with 4,000
+ *   clients by default (`--two-node-clients`): Chorus sets its domain up
+ *   over JetStream, which takes a while.
+ *
+ * Phases: saturation (a fixed number of posts in flight, each client at most
+ * one; the rate the system sustains), a fixed rate of 20,000 deliveries/s,
+ * and for Chorus half of its own saturation rate. Figures: deliveries/s,
+ * p50/p99/p999 end to end (send -> receive, same process clock), server
+ * CPU-seconds per million deliveries, RSS per idle connection (RSS after
+ * connecting and subscribing minus before, after a full GC; Chorus is
+ * restarted on its data first so no setup garbage or pre-activated actor is
+ * in the baseline: each connection then carries its user actor).
+ *
+ * Chorus edge limits are raised for the bench and printed: with 10 posts/s a
+ * client, the default 20 frames/s bucket would not bind, but the bench must
+ * not depend on that.
+ */
+import { startChorus, startSio, startWs, type Deployment } from './lib/deploy.ts';
+import { populate, runPhase, type PhaseFigures, type Shape } from './lib/workload.ts';
+import { round } from './lib/stats.ts';
+import type { EdgeOptions } from '../cluster/edge/chat-edge.ts';
+
+/** Edge limits passed through StartOptions.edge for every Chorus node in the benches. */
+export const BENCH_EDGE: EdgeOptions = Object.freeze({
+  maxConnections: 60_000,
+  maxConnectionsPerUser: 20,
+  limits: { framesPerSecond: 200, frameBurst: 400, maxInFlight: 64, maxBufferedBytes: 4 * 1024 * 1024, floodCloseAfter: 200, maxSubscriptions: 500 },
+});
+
+type Kind = 'ws' | 'sio' | 'chorus' | 'chorus2' | 'sio2';
+
+/** Figures of one system on one shape. */
+export interface SystemFigures {
+  system: string;
+  shape: string;
+  connections: number;
+  failed: number;
+  setupSec: number;
+  connectSec: number;
+  bytesPerConn?: number;
+  heapBytesPerConn?: number;
+  saturation?: PhaseFigures;
+  fixed?: PhaseFigures;
+  half?: PhaseFigures;
+  /** Set when the run failed: why. */
+  error?: string;
+}
+
+interface Plan {
+  quick: boolean;
+  measureMs: number;
+  warmupMs: number;
+  generators: number;
+  profileDir: string | undefined;
+}
+
+function start(kind: Kind): Promise<Deployment> {
+  switch (kind) {
+    case 'ws': return startWs();
+    case 'sio': return startSio();
+    case 'sio2': return startSio(2);
+    case 'chorus': return startChorus({ edge: BENCH_EDGE });
+    case 'chorus2': return startChorus({ nodes: 2, edge: BENCH_EDGE });
+  }
+}
+
+/** Posts in flight for the saturation phase: enough that the server, not the loop, is the limit. */
+function satWindow(shape: Shape): number {
+  return Math.max(50, Math.round(12_000 / shape.channelSize));
+}
+
+/** Runs one system on one shape; a failure is reported in the figures (with the reason), not thrown, so the other systems still run. */
+async function measure(kind: Kind, shape: Shape, plan: Plan, opts: { fixedDeliveries?: number; half?: boolean; memory?: boolean }): Promise<SystemFigures> {
+  const shapeName = `${shape.clients / shape.channelSize}x${shape.channelSize}`;
+  let d: Deployment | undefined;
+  try {
+    d = await start(kind);
+    return await measureOn(d, kind, shape, shapeName, plan, opts);
+  } catch (err) {
+    const why = d?.health();
+    const error = `${(err as Error).message.split('\n')[0]}${why ? ` (${why})` : ''}`;
+    console.log(`  ${LABELS[kind]} ${shapeName} failed: ${error}`);
+    return { system: LABELS[kind], shape: shapeName, connections: 0, failed: shape.clients, setupSec: NaN, connectSec: NaN, error };
+  }
+}
+
+const LABELS: Record<Kind, string> = { ws: 'raw ws', sio: 'Socket.IO', chorus: 'Chorus', chorus2: 'Chorus x2 + NATS', sio2: 'Socket.IO x2 + redis' };
+
+async function measureOn(d: Deployment, kind: Kind, shape: Shape, shapeName: string, plan: Plan, opts: { fixedDeliveries?: number; half?: boolean; memory?: boolean }): Promise<SystemFigures> {
+  let pop: Awaited<ReturnType<typeof populate>> | undefined;
+  try {
+    let rss0 = 0;
+    let heap0 = 0;
+    pop = await populate(d, shape, {
+      generators: plan.generators,
+      beforeConnect: async () => {
+        if (!opts.memory) return;
+        if (kind === 'chorus') {
+          await d.restart();
+          await d.quiesce();
+        }
+        rss0 = await d.settledRss();
+        heap0 = await d.settledHeap();
+      },
+    });
+    if (pop.connected === 0) throw new Error(`${d.label}: no client connected: ${pop.firstFailure}`);
+    let bytesPerConn: number | undefined;
+    let heapBytesPerConn: number | undefined;
+    if (opts.memory) {
+      bytesPerConn = Math.round((await d.settledRss() - rss0) / pop.connected);
+      heapBytesPerConn = Math.round((await d.settledHeap() - heap0) / pop.connected);
+    }
+    const phase = async (name: string, spec: Parameters<typeof runPhase>[2]) => {
+      if (plan.profileDir) await Promise.all(d.nodes.map((n) => n.call('profileStart')));
+      const r = await runPhase(d, pop!, spec);
+      if (plan.profileDir) await Promise.all(d.nodes.map((n, i) => n.call('profileStop', { file: `${plan.profileDir}/${kind}-${shapeName}-${name}-n${i + 1}.cpuprofile` })));
+      return r;
+    };
+    const drainMs = 3000;
+    const saturation = await phase('sat', { mode: 'window', window: satWindow(shape), warmupMs: plan.warmupMs + 500, measureMs: plan.measureMs, drainMs });
+    const fixed = opts.fixedDeliveries
+      ? await phase('fixed', { mode: 'rate', rate: opts.fixedDeliveries / shape.channelSize, warmupMs: plan.warmupMs, measureMs: plan.measureMs, drainMs })
+      : undefined;
+    const half = opts.half && saturation.postsPerSec > 0
+      ? await phase('half', { mode: 'rate', rate: saturation.postsPerSec / 2, warmupMs: plan.warmupMs, measureMs: plan.measureMs, drainMs })
+      : undefined;
+    return {
+      system: d.label, shape: shapeName, connections: pop.connected, failed: pop.failed,
+      setupSec: round(pop.setupMs / 1000, 1), connectSec: round(pop.connectMs / 1000, 1),
+      ...(bytesPerConn !== undefined ? { bytesPerConn, heapBytesPerConn } : {}),
+      saturation, ...(fixed ? { fixed } : {}), ...(half ? { half } : {}),
+    };
+  } finally {
+    await pop?.close();
+    await d.stop();
+  }
+}
+
+function num(args: string[], name: string): number | undefined {
+  const a = args.find((x) => x.startsWith(`--${name}=`));
+  if (!a) return undefined;
+  const v = Number(a.slice(name.length + 3));
+  if (!Number.isFinite(v) || v <= 0) throw new RangeError(`--${name} must be a positive number`);
+  return v;
+}
+
+/** Runs the fan-out comparison; returns the figures (and prints tables). */
+export async function run(args: string[]): Promise<Record<string, unknown>> {
+  const quick = args.includes('--quick');
+  const clients = num(args, 'clients') ?? (quick ? 2000 : 10_000);
+  if (clients % 10 !== 0) throw new RangeError('--clients must be a multiple of 10');
+  // the 2-node pair sets up its domain over JetStream (slower), so it runs a smaller shape A by default
+  const twoNodeClients = num(args, 'two-node-clients') ?? Math.min(clients, 4000);
+  if (twoNodeClients % 10 !== 0) throw new RangeError('--two-node-clients must be a multiple of 10');
+  const systemsArg = args.find((a) => a.startsWith('--systems='))?.slice(10).split(',') as Kind[] | undefined;
+  const profileDir = args.find((a) => a.startsWith('--profile='))?.slice(10);
+  const plan: Plan = { quick, measureMs: quick ? 2000 : 2500, warmupMs: quick ? 700 : 1000, generators: clients > 4000 ? 2 : 1, profileDir };
+  const shapeA: Shape = { clients, channelSize: 10 };
+  const shapeB: Shape = { clients: 2000, channelSize: 100 };
+  const want = (k: Kind) => !systemsArg || systemsArg.includes(k);
+  const doB = !quick && !args.includes('--no-shape-b');
+  const doTwo = !quick && !args.includes('--no-two-node');
+  const fixedDeliveries = 20_000;
+
+  console.log(`fanout: shape A ${clients} clients in ${clients / 10} channels x 10${doB ? `; shape B ${shapeB.clients} clients in 20 channels x 100` : ''}${doTwo ? `; 2 nodes: ${twoNodeClients} clients x 10` : ''}; ${plan.generators} load generator(s); measured windows ${plan.measureMs / 1000} s`);
+  console.log(`Chorus edge limits for the bench (StartOptions.edge): ${JSON.stringify(BENCH_EDGE)}`);
+  const results: SystemFigures[] = [];
+  const t0 = Date.now();
+  const note = (r: SystemFigures) => {
+    if (r.saturation) console.log(`  ${r.system} ${r.shape}: ${r.connections} connected in ${r.connectSec} s, saturation ${r.saturation.deliveredPerSec}/s (${Math.round((Date.now() - t0) / 1000)} s elapsed)`);
+  };
+  const go = async (k: Kind, shape: Shape, o: Parameters<typeof measure>[3]) => {
+    if (!want(k)) return;
+    const r = await measure(k, shape, plan, o);
+    results.push(r);
+    note(r);
+  };
+  for (const k of ['ws', 'sio', 'chorus'] as const) await go(k, shapeA, { fixedDeliveries, half: k === 'chorus', memory: true });
+  if (doB) for (const k of ['ws', 'sio', 'chorus'] as const) await go(k, shapeB, {});
+  const twoShape: Shape = { clients: twoNodeClients, channelSize: 10 };
+  if (doTwo) for (const k of ['chorus2', 'sio2'] as const) await go(k, twoShape, { fixedDeliveries });
+
+  const table: Record<string, Record<string, unknown>> = {};
+  for (const r of results) {
+    const sat = r.saturation;
+    table[`${r.system} ${r.shape}`] = r.error ? { conns: 'failed (see error)' } : {
+      conns: r.connections,
+      'connect s': r.connectSec,
+      'B/conn': r.bytesPerConn ?? '',
+      'sat deliv/s': sat?.deliveredPerSec,
+      'sat CPU-s/M': sat?.cpuSecPerMillion,
+      'sat p99 ms': sat?.p99Ms,
+      'fixed deliv/s': r.fixed?.deliveredPerSec ?? '',
+      'fixed p50 ms': r.fixed?.p50Ms ?? '',
+      'fixed p99 ms': r.fixed?.p99Ms ?? '',
+      'fixed CPU-s/M': r.fixed?.cpuSecPerMillion ?? '',
+      'other load': sat?.foreignCores,
+    };
+  }
+  console.table(table);
+  for (const r of results) if (r.error) console.log(`${r.system} ${r.shape}: ${r.error}`);
+  if (results.some((r) => (r.saturation?.foreignCores ?? 0) > 0.3 || (r.fixed?.foreignCores ?? 0) > 0.3)) {
+    console.log('note: other processes used over 0.3 core during some phases ("other load", in cores): figures of those rows are skewed; rerun when the machine is quiet');
+  }
+  const find = (label: string, shape: string) => results.find((r) => r.system === label && r.shape === shape && !r.error);
+  const a = `${clients / 10}x10`;
+  const a2 = `${twoNodeClients / 10}x10`;
+  const ch = find('Chorus', a);
+  const ws = find('raw ws', a);
+  const sio = find('Socket.IO', a);
+  const ch2 = find('Chorus x2 + NATS', a2);
+  const sio2 = find('Socket.IO x2 + redis', a2);
+  const ratio = (x?: number, y?: number) => (x !== undefined && y ? round(x / y, 2) : undefined);
+  const ratios = {
+    deliveredVsSocketio: ratio(ch?.saturation?.deliveredPerSec, sio?.saturation?.deliveredPerSec),
+    deliveredVsWs: ratio(ch?.saturation?.deliveredPerSec, ws?.saturation?.deliveredPerSec),
+    cpuVsWs: ratio(ch?.saturation?.cpuSecPerMillion, ws?.saturation?.cpuSecPerMillion),
+    cpuVsSocketio: ratio(ch?.saturation?.cpuSecPerMillion, sio?.saturation?.cpuSecPerMillion),
+    bytesPerConnVsWs: ratio(ch?.bytesPerConn, ws?.bytesPerConn),
+    shapeBDeliveredVsWs: ratio(find('Chorus', '20x100')?.saturation?.deliveredPerSec, find('raw ws', '20x100')?.saturation?.deliveredPerSec),
+    shapeBCpuVsWs: ratio(find('Chorus', '20x100')?.saturation?.cpuSecPerMillion, find('raw ws', '20x100')?.saturation?.cpuSecPerMillion),
+    twoNodeDeliveredVsSocketioRedis: ratio(ch2?.saturation?.deliveredPerSec, sio2?.saturation?.deliveredPerSec),
+    twoNodeCpuVsSocketioRedis: ratio(ch2?.saturation?.cpuSecPerMillion, sio2?.saturation?.cpuSecPerMillion),
+  };
+  const check = (v: number | undefined, ok: (x: number) => boolean) => (v === undefined || Number.isNaN(v) ? undefined : ok(v));
+  const targets = {
+    'delivered >= 1.3x Socket.IO': check(ratios.deliveredVsSocketio, (x) => x >= 1.3),
+    'delivered >= 0.9x raw ws': check(ratios.deliveredVsWs, (x) => x >= 0.9),
+    'CPU/M <= 1.1x raw ws': check(ratios.cpuVsWs, (x) => x <= 1.1),
+    'p99 < 50 ms at half saturation': check(ch?.half?.p99Ms, (x) => x < 50),
+    'memory/conn <= 1.2x raw ws': check(ratios.bytesPerConnVsWs, (x) => x <= 1.2),
+  };
+  console.log('ratios (Chorus / peer):', JSON.stringify(ratios));
+  console.log('targets (shape A):', JSON.stringify(targets));
+  if (ch?.half) console.log(`Chorus at half saturation (${ch.half.deliveredPerSec} deliveries/s): p50 ${ch.half.p50Ms} ms, p99 ${ch.half.p99Ms} ms`);
+  return {
+    bench: 'fanout',
+    connections: ch?.connections ?? clients,
+    deliveredPerSec: ch?.saturation?.deliveredPerSec,
+    p50Ms: ch?.fixed?.p50Ms,
+    p99Ms: ch?.fixed?.p99Ms,
+    cpuSecPerMillion: ch?.saturation?.cpuSecPerMillion,
+    wsDeliveredPerSec: ws?.saturation?.deliveredPerSec,
+    wsCpuSecPerMillion: ws?.saturation?.cpuSecPerMillion,
+    socketioDeliveredPerSec: sio?.saturation?.deliveredPerSec,
+    socketioCpuSecPerMillion: sio?.saturation?.cpuSecPerMillion,
+    bytesPerConn: ch?.bytesPerConn,
+    wsBytesPerConn: ws?.bytesPerConn,
+    socketioBytesPerConn: sio?.bytesPerConn,
+    fixedDeliveriesPerSec: fixedDeliveries,
+    halfSaturationP50Ms: ch?.half?.p50Ms,
+    halfSaturationP99Ms: ch?.half?.p99Ms,
+    twoNodeDeliveredPerSec: ch2?.saturation?.deliveredPerSec,
+    twoNodeCpuSecPerMillion: ch2?.saturation?.cpuSecPerMillion,
+    socketioRedisDeliveredPerSec: sio2?.saturation?.deliveredPerSec,
+    socketioRedisCpuSecPerMillion: sio2?.saturation?.cpuSecPerMillion,
+    ratios,
+    targets,
+    edgeLimits: BENCH_EDGE,
+    elapsedSec: Math.round((Date.now() - t0) / 1000),
+    systems: results,
+  };
+}
