@@ -121,6 +121,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   }])));
   const ratio = ch && ws && ws.bytesPerConn ? round(ch.bytesPerConn / ws.bytesPerConn, 2) : undefined;
   console.log(`Chorus / raw ws memory per idle connection: ${ratio}`);
+  if (total < 20_000) console.log(`note: at ${total} connections RSS deltas are within the allocator's noise; the JS heap column and the default 50,000 run are the figures to use`);
   return {
     bench: 'connections',
     connections: ch?.connected,

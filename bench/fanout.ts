@@ -3,7 +3,8 @@
  * peers on the same workload in the same run.
  *
  * Usage: `npm run bench -- fanout [--quick] [--clients=N] [--systems=a,b]
- * [--no-shape-b] [--no-two-node] [--two-node-clients=N] [--profile=dir]`
+ * [--no-shape-b] [--no-two-node] [--two-node-clients=N] [--no-query-side]
+ * [--profile=dir]`
  * (`--systems` from ws, sio, chorus, chorus2, sio2; `--profile=dir` writes a
  * CPU profile of every server process for every phase). `--quick` runs shape
  * A with 2,000 clients and the three single-node systems only.
@@ -88,9 +89,16 @@ function start(kind: Kind): Promise<Deployment> {
   }
 }
 
-/** Posts in flight for the saturation phase: enough that the server, not the loop, is the limit. */
-function satWindow(shape: Shape): number {
-  return Math.max(50, Math.round(12_000 / shape.channelSize));
+/**
+ * Posts in flight tried for the saturation phase, the best kept: a small
+ * window and one large enough that the load loop is never the limit. One
+ * size does not suit every system: raw ws needs about 1,000 posts in flight
+ * (10 members) to peak, while so many in flight can stall a Chorus node's
+ * event loop long enough to lose its membership lease and fence itself.
+ */
+function satWindows(shape: Shape, quick: boolean): number[] {
+  const big = Math.max(50, Math.round(12_000 / shape.channelSize));
+  return quick ? [big] : [Math.max(10, Math.round(big / 6)), big];
 }
 
 /** Runs one system on one shape; a failure is reported in the figures (with the reason), not thrown, so the other systems still run. */
@@ -119,7 +127,8 @@ async function measureOn(d: Deployment, kind: Kind, shape: Shape, shapeName: str
       generators: plan.generators,
       beforeConnect: async () => {
         if (!opts.memory) return;
-        if (kind === 'chorus') {
+        // (--quick skips the restart: its 2,000-connection RSS figures are noise anyway, see the note it prints)
+        if (kind === 'chorus' && !plan.quick) {
           await d.restart();
           await d.quiesce();
         }
@@ -136,12 +145,21 @@ async function measureOn(d: Deployment, kind: Kind, shape: Shape, shapeName: str
     }
     const phase = async (name: string, spec: Parameters<typeof runPhase>[2]) => {
       if (plan.profileDir) await Promise.all(d.nodes.map((n) => n.call('profileStart')));
+      const logged = d.nodes.map((n) => n.output.length);
       const r = await runPhase(d, pop!, spec);
+      // a node that lost its membership lease (event loop stalled past fenceAfterMs) drops its actors: say so next to the figures
+      const fenced = d.nodes.some((n, i) => n.output.slice(logged[i]).some((l) => l.includes('fencing') || l.includes('fenced')));
+      if (fenced) r.fenced = true;
       if (plan.profileDir) await Promise.all(d.nodes.map((n, i) => n.call('profileStop', { file: `${plan.profileDir}/${kind}-${shapeName}-${name}-n${i + 1}.cpuprofile` })));
       return r;
     };
-    const drainMs = 3000;
-    const saturation = await phase('sat', { mode: 'window', window: satWindow(shape), warmupMs: plan.warmupMs + 500, measureMs: plan.measureMs, drainMs });
+    const drainMs = plan.quick ? 2000 : 3000;
+    let saturation: PhaseFigures | undefined;
+    for (const window of satWindows(shape, plan.quick)) {
+      const r = await phase(`sat${window}`, { mode: 'window', window, warmupMs: plan.warmupMs + 500, measureMs: plan.measureMs, drainMs });
+      if (!saturation || r.deliveredPerSec > saturation.deliveredPerSec) saturation = { ...r, window };
+    }
+    if (!saturation) throw new Error('no saturation phase ran');
     const fixed = opts.fixedDeliveries
       ? await phase('fixed', { mode: 'rate', rate: opts.fixedDeliveries / shape.channelSize, warmupMs: plan.warmupMs, measureMs: plan.measureMs, drainMs })
       : undefined;
@@ -170,6 +188,8 @@ function num(args: string[], name: string): number | undefined {
 
 /** Runs the fan-out comparison; returns the figures (and prints tables). */
 export async function run(args: string[]): Promise<Record<string, unknown>> {
+  // --no-query-side: Chorus nodes start without the query side (projections of the log into SQL; on by default in the embedded profile)
+  if (args.includes('--no-query-side')) process.env.BENCH_QUERY_SIDE = '0';
   const quick = args.includes('--quick');
   const clients = num(args, 'clients') ?? (quick ? 2000 : 10_000);
   if (clients % 10 !== 0) throw new RangeError('--clients must be a multiple of 10');
@@ -178,7 +198,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   if (twoNodeClients % 10 !== 0) throw new RangeError('--two-node-clients must be a multiple of 10');
   const systemsArg = args.find((a) => a.startsWith('--systems='))?.slice(10).split(',') as Kind[] | undefined;
   const profileDir = args.find((a) => a.startsWith('--profile='))?.slice(10);
-  const plan: Plan = { quick, measureMs: quick ? 2000 : 2500, warmupMs: quick ? 700 : 1000, generators: clients > 4000 ? 2 : 1, profileDir };
+  const plan: Plan = { quick, measureMs: quick ? 1500 : 2500, warmupMs: quick ? 500 : 1000, generators: clients > 4000 ? 2 : 1, profileDir };
   const shapeA: Shape = { clients, channelSize: 10 };
   const shapeB: Shape = { clients: 2000, channelSize: 100 };
   const want = (k: Kind) => !systemsArg || systemsArg.includes(k);
@@ -187,7 +207,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   const fixedDeliveries = 20_000;
 
   console.log(`fanout: shape A ${clients} clients in ${clients / 10} channels x 10${doB ? `; shape B ${shapeB.clients} clients in 20 channels x 100` : ''}${doTwo ? `; 2 nodes: ${twoNodeClients} clients x 10` : ''}; ${plan.generators} load generator(s); measured windows ${plan.measureMs / 1000} s`);
-  console.log(`Chorus edge limits for the bench (StartOptions.edge): ${JSON.stringify(BENCH_EDGE)}`);
+  console.log(`Chorus edge limits for the bench (StartOptions.edge): ${JSON.stringify(BENCH_EDGE)}; query side ${process.env.BENCH_QUERY_SIDE === '0' ? 'off' : 'as the profile defaults (on in embedded)'}`);
   const results: SystemFigures[] = [];
   const t0 = Date.now();
   const note = (r: SystemFigures) => {
@@ -212,6 +232,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       'connect s': r.connectSec,
       'B/conn': r.bytesPerConn ?? '',
       'sat deliv/s': sat?.deliveredPerSec,
+      'sat window': sat?.window,
       'sat CPU-s/M': sat?.cpuSecPerMillion,
       'sat p99 ms': sat?.p99Ms,
       'fixed deliv/s': r.fixed?.deliveredPerSec ?? '',
@@ -252,8 +273,10 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     'delivered >= 0.9x raw ws': check(ratios.deliveredVsWs, (x) => x >= 0.9),
     'CPU/M <= 1.1x raw ws': check(ratios.cpuVsWs, (x) => x <= 1.1),
     'p99 < 50 ms at half saturation': check(ch?.half?.p99Ms, (x) => x < 50),
-    'memory/conn <= 1.2x raw ws': check(ratios.bytesPerConnVsWs, (x) => x <= 1.2),
+    // (not judged below 5,000 connections: the RSS deltas are noise there)
+    'memory/conn <= 1.2x raw ws': clients >= 5000 ? check(ratios.bytesPerConnVsWs, (x) => x <= 1.2) : undefined,
   };
+  if (clients < 5000) console.log(`note: with ${clients} connections the RSS deltas (B/conn) are within the allocator's noise (they can even come out negative); use the default 10,000 or bench/connections.ts for memory figures`);
   console.log('ratios (Chorus / peer):', JSON.stringify(ratios));
   console.log('targets (shape A):', JSON.stringify(targets));
   if (ch?.half) console.log(`Chorus at half saturation (${ch.half.deliveredPerSec} deliveries/s): p50 ${ch.half.p50Ms} ms, p99 ${ch.half.p99Ms} ms`);
@@ -281,6 +304,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     ratios,
     targets,
     edgeLimits: BENCH_EDGE,
+    querySide: process.env.BENCH_QUERY_SIDE === '0' ? 'off' : 'default',
     elapsedSec: Math.round((Date.now() - t0) / 1000),
     systems: results,
   };

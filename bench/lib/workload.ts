@@ -62,6 +62,10 @@ export interface PhaseFigures {
   errors: number;
   closed: number;
   sampleError?: string;
+  /** Saturation phases: posts in flight. */
+  window?: number;
+  /** A Chorus node logged that it fenced itself (lost its membership lease) during the phase. */
+  fenced?: boolean;
 }
 
 /**
