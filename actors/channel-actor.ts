@@ -31,19 +31,16 @@ import {
 
 type Addr = { by: string; ws: string; ch: string };
 
-/** Options of the channel actor: the chat options plus the optional query store its reads go through. */
-export type ChannelOptions = ChatOptions & { queryStore?: QueryStore | undefined };
+/** Options of the channel actor: the chat options (its reads go through `queryStore` when set). */
+export type ChannelOptions = ChatOptions;
 
 /** The channel actor. */
 export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
   private table: Readonly<Record<string, OpHandler>> | undefined;
   /** Ephemeral: last typing event per user. */
   private readonly typingAt = new Map<string, number>();
-  private readonly queryStore: QueryStore | undefined;
-
-  constructor(opts: ChannelOptions) {
-    super(opts);
-    this.queryStore = opts.queryStore;
+  private get queryStore(): QueryStore | undefined {
+    return this.opts.queryStore;
   }
 
   protected initialState(): ChannelState {
@@ -362,25 +359,6 @@ export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
   }
 
   // ---- reads and ephemeral ------------------------------------------------------
-
-  /**
-   * Reads through the query store when there is one, after the permission
-   * check. Read-your-writes: the store must reflect this activation's last
-   * appended position (it may wait briefly for its projection, see
-   * QueryStore); if it cannot, or fails, the page comes from memory, which
-   * holds every message today.
-   */
-  private async viaStore<T>(read: (qs: QueryStore, fresh: { minPos: number }) => Promise<T | null>, local: () => T): Promise<T> {
-    const qs = this.queryStore;
-    if (!qs) return local();
-    try {
-      const r = await read(qs, { minPos: this.lastPos });
-      if (r !== null) return r;
-    } catch (err) {
-      this.ctx.logger.warn({ err: (err as Error).message, key: this.ctx.id.key }, 'query store read failed; serving from memory');
-    }
-    return local();
-  }
 
   private history(m: Command<'history'>) {
     if (!this.queryStore) return historyPage(this.state, m);

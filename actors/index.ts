@@ -26,17 +26,16 @@ export { UserActor, userActorType, allows } from './user-actor.ts';
 /**
  * What the chat actors need from the composition root; every field but
  * `notifier` has a default (CHAT_DEFAULTS). `queryStore` (optional): channel
- * history, threads and member lists are read through it after the
- * permission check; without it they come from actor memory.
+ * history, threads, member lists (channel and workspace) and profiles are
+ * read through it after the permission check; without it they come from
+ * actor memory.
  */
 export type ChatDeps = { notifier: Notifier; queryStore?: QueryStore | undefined } & Partial<Omit<ChatOptions, 'notifier'>>;
 
 /** The three chat actor types ('workspace', 'channel', 'user'), sharing one set of options. */
 export function chatActorTypes(deps: ChatDeps): ActorType[] {
-  const { queryStore, ...rest } = deps;
-  const opts: ChatOptions = Object.freeze({ ...CHAT_DEFAULTS, ...stripUndefined(rest), notifier: deps.notifier });
-  const channelOpts = queryStore ? Object.freeze({ ...opts, queryStore }) : opts;
-  return [workspaceActorType(opts), channelActorType(channelOpts), userActorType(opts)];
+  const opts: ChatOptions = Object.freeze({ ...CHAT_DEFAULTS, ...stripUndefined(deps), notifier: deps.notifier });
+  return [workspaceActorType(opts), channelActorType(opts), userActorType(opts)];
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

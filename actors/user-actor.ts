@@ -60,7 +60,10 @@ export class UserActor extends ChatActor<UserState, UserEventRec> {
 
   protected ops(): Readonly<Record<string, OpHandler>> {
     return (this.table ??= {
-      getProfile: on(GetProfile, async (m) => (await this.member(m), { user: this.me, ...this.profileView() })),
+      getProfile: on(GetProfile, async (m) => {
+        await this.member(m);
+        return this.viaStore((qs, fresh) => qs.profile(this.ws, this.me, fresh), () => ({ user: this.me, ...this.profileView() }));
+      }),
       updateProfile: on(UpdateProfile, (m) => this.updateProfile(m)),
       setAway: on(SetAway, (m) => this.write(m, 'setAway', [{ type: 'away', away: m.away }], { away: m.away }).then((r) => (this.presenceChanged(), r))),
       getPresence: on(GetPresence, async (m) => (await this.member(m), { user: this.me, presence: this.presence() })),

@@ -198,9 +198,10 @@ export class WorkspaceActor extends ChatActor<WorkspaceState, WorkspaceEventRec>
 
   private listMembers(m: Command<'listMembers'>) {
     this.member(m);
-    return Object.entries(this.state.members)
+    const local = () => Object.entries(this.state.members)
       .map(([user, v]) => ({ user, role: v.role, joinedAt: v.joinedAt }))
       .sort((a, b) => a.joinedAt - b.joinedAt || (a.user < b.user ? -1 : 1));
+    return this.viaStore((qs, fresh) => qs.workspaceMembers(m.ws, fresh), local);
   }
 
   private async createChannel(m: Command<'createChannel'>) {

@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import { BadMessageError, EventSourcedActor, type Clock, type MessageMeta } from '../../runtime/index.ts';
 import { CHAT_CONFLICT, chatError } from '../errors.ts';
 import type { Notifier } from '../notifier.ts';
+import type { QueryStore } from '../query-store.ts';
 import type { Role } from '../protocol.ts';
 import { recall, remember, type DoneLog } from './dedup.ts';
 import type { MemberRoleReply } from './internal.ts';
@@ -28,6 +29,8 @@ export interface ChatOptions {
   typingThrottleMs: number;
   /** Timeout of asks between domain actors (role look-ups, read state). Default 2000. */
   internalAskTimeoutMs: number;
+  /** The read side (optional): history, threads, member lists and profiles are read through it after the permission check; without it, from actor memory. */
+  queryStore?: QueryStore | undefined;
 }
 
 /** The defaults of ChatOptions (without the notifier). */
@@ -57,6 +60,25 @@ export abstract class ChatActor<S extends { done: DoneLog }, E extends { type: s
 
   constructor(protected readonly opts: ChatOptions) {
     super();
+  }
+
+  /**
+   * Reads through the query store when there is one, after the caller's
+   * permission check. Read-your-writes: the store must reflect this
+   * activation's last appended position (it may wait briefly for its
+   * projection, see QueryStore); if it cannot, or fails, `local` answers from
+   * memory, which holds the whole state today.
+   */
+  protected async viaStore<T>(read: (qs: QueryStore, fresh: { minPos: number }) => Promise<T | null>, local: () => T): Promise<T> {
+    const qs = this.opts.queryStore;
+    if (!qs) return local();
+    try {
+      const r = await read(qs, { minPos: this.lastPos });
+      if (r !== null) return r;
+    } catch (err) {
+      this.ctx.logger.warn({ err: (err as Error).message, key: this.ctx.id.key }, 'query store read failed; serving from memory');
+    }
+    return local();
   }
 
   /** The ops this actor accepts (client, edge and internal), by name. */

@@ -119,6 +119,21 @@ describe('channel reads through the query store', () => {
     await same({ op: 'history', by: 'u3', ws, ch: 'c2' });
   });
 
+  test('workspace member list and profiles: the store answers exactly what memory answers', async () => {
+    const ws = 'w1';
+    await send({ op: 'updateProfile', by: 'u2', ws, displayName: 'Ursula', title: 'SRE', clientMsgId: cmid() });
+    await projected();
+    await same({ op: 'listMembers', by: 'u2', ws });
+    await same({ op: 'listMembers', by: 'g1', ws });
+    const p = await same({ op: 'getProfile', by: 'u1', ws, user: 'u2' });
+    assert.equal((p as { displayName: string }).displayName, 'Ursula');
+    await same({ op: 'getProfile', by: 'u3', ws, user: 'u3' }); // never set: the defaults
+    const asked = sw.state.asked;
+    await fails({ op: 'listMembers', by: 'zz', ws }, 'CHAT_NOT_MEMBER');
+    await fails({ op: 'getProfile', by: 'zz', ws, user: 'u2' }, 'CHAT_NOT_MEMBER');
+    assert.equal(sw.state.asked, asked, 'permission checked before the store is asked');
+  });
+
   test('permission is checked before the store is asked', async () => {
     const asked = sw.state.asked;
     await fails({ op: 'history', by: 'zz', ws: 'w1', ch: 'c1' }, 'CHAT_NOT_MEMBER');
