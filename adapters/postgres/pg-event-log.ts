@@ -372,16 +372,21 @@ class PgTail {
     let failures = 0;
     while (!this.stopped) {
       this.woken = false;
-      let rows: (LogRow & { txid: string; gseq: number })[];
+      let rows: (LogRow & { txid: string; gseq: number; horizon: string })[];
       try {
-        rows = await this.client.query<LogRow & { txid: string; gseq: number }>(
-          `SELECT txid::text AS txid, gseq, stream, pos, dedup_id, data, ts
-             FROM chorus_log
-            WHERE (txid, gseq) > ($1::xid8, $2::bigint)
-              AND txid < pg_snapshot_xmin(pg_current_snapshot())
-              AND starts_with(stream, $3) AND pos > $4
-            ORDER BY chorus_log.txid, gseq
-            LIMIT $5`,
+        // One statement, one snapshot: the page of matching rows below the snapshot's xmin, and that xmin
+        // (`horizon`; every transaction below it has ended, so nothing new can appear below it). The LEFT JOIN
+        // returns one row of nulls when nothing matches, so the horizon always comes back.
+        rows = await this.client.query<LogRow & { txid: string; gseq: number; horizon: string }>(
+          `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x)
+           SELECT h.x::text AS horizon, l.* FROM h LEFT JOIN LATERAL (
+             SELECT txid::text AS txid, gseq, stream, pos, dedup_id, data, ts
+               FROM chorus_log
+              WHERE (txid, gseq) > ($1::xid8, $2::bigint)
+                AND txid < h.x
+                AND starts_with(stream, $3) AND pos > $4
+              ORDER BY chorus_log.txid, gseq
+              LIMIT $5) l ON true`,
           [this.cursor.txid, this.cursor.gseq, this.prefix, this.afterPos, this.opts.tailBatch],
         );
         failures = 0;
@@ -391,6 +396,8 @@ class PgTail {
         await this.sleep(Math.min(5000, this.opts.tailPollMs * 2 ** Math.min(++failures, 6)));
         continue;
       }
+      const horizon = rows[0]?.horizon;
+      if (rows.length === 1 && rows[0]!.txid === null) rows = [];
       for (const r of rows) {
         for (;;) {
           if (this.stopped) return;
@@ -413,6 +420,9 @@ class PgTail {
         }
         this.cursor = { txid: r.txid, gseq: Number(r.gseq) };
       }
+      // A short page holds every matching row below the horizon: skip the non-matching rows below it for good
+      // (without this, a tail whose prefix matches rarely rescans every newer row on each poll).
+      if (rows.length < this.opts.tailBatch && horizon !== undefined && horizon !== null) this.cursor = { txid: horizon, gseq: -1 };
       if (rows.length < this.opts.tailBatch) await this.sleep(this.opts.tailPollMs);
       else await yieldToLoop(); // catching up: let timers and I/O run between pages
     }
