@@ -28,8 +28,13 @@ export interface WebSocketLike {
 
 /** Options of `ChorusClient.connect`. */
 export interface ChorusClientOptions {
-  /** HTTP base URL of any node, e.g. http://127.0.0.1:8080, or several: the connect call tries them in turn. */
-  baseUrl: string | readonly string[];
+  /**
+   * HTTP base URL of any node, e.g. http://127.0.0.1:8080, or several: the
+   * connect call tries them in turn; or a function returning the current list
+   * (asked again on every connect call, e.g. from service discovery), so a
+   * client outlives every node it first knew of.
+   */
+  baseUrl: string | readonly string[] | (() => readonly string[]);
   /** A signed user token. */
   token: string;
   /** Default: globalThis.WebSocket. */
@@ -242,6 +247,34 @@ export class ChorusClient {
   }
 
   /**
+   * Subscribes again from the last seq seen (after a reconnect, or when the
+   * edge dropped the subscription for a temporary reason). A temporary
+   * failure (the channel's node died, a timeout) is retried with back-off for
+   * as long as the subscription lives and the socket is up (a reconnect
+   * starts over); a permanent one (access lost) ends it with a
+   * `subscription_error` event. Without the retry, a subscription whose
+   * resubscribe met a node failure stayed silent for good.
+   */
+  private keepSubscribed(st: SubState, attempt = 0): void {
+    if (!st.active || this.closedByUser) return;
+    this.resubscribe(st, true).catch((e: unknown) => {
+      const code = (e as { code?: string })?.code ?? '';
+      const current = st.active && this.subs.get(`${st.ws}.${st.ch}`) === st;
+      if (/^(AUTH_|CHAT_NOT_MEMBER|CHAT_FORBIDDEN|CHAT_NOT_FOUND|CLIENT_CLOSED)/.test(code) || !current) {
+        if (current) {
+          this.retire(st);
+          this.subs.delete(`${st.ws}.${st.ch}`);
+        }
+        st.handler({ type: 'subscription_error', ws: st.ws, ch: st.ch, error: String(e) });
+        return;
+      }
+      if (!this.connected) return; // the reconnect subscribes again
+      const wait = Math.min(5000, 200 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random() / 2);
+      setTimeout(() => { if (this.connected) this.keepSubscribed(st, attempt + 1); }, wait);
+    });
+  }
+
+  /**
    * Missed messages (a subscribe reply, a catch-up frame, or the client's own
    * `since` read): delivered in seq order, then the updates, then whatever
    * live events were held behind them.
@@ -358,9 +391,17 @@ export class ChorusClient {
 
   private baseIndex = 0;
 
+  /** The base URLs as of now, without trailing slashes. */
+  private bases(): string[] {
+    const b = this.o.baseUrl;
+    const list = typeof b === 'string' ? [b] : typeof b === 'function' ? b() : b;
+    if (!list.length) throw new ChorusClientError('CLIENT_CONNECT', 'no base URL to connect to');
+    return list.map((u) => u.replace(/\/$/, ''));
+  }
+
   /** The connect call, against each known base URL in turn until one answers. */
   private async connectCall(): Promise<{ url: string }> {
-    const bases = (typeof this.o.baseUrl === 'string' ? [this.o.baseUrl] : this.o.baseUrl).map((b) => b.replace(/\/$/, ''));
+    const bases = this.bases();
     const q = this.o.region ? `?region=${encodeURIComponent(this.o.region)}` : '';
     let last: Error | undefined;
     for (let i = 0; i < bases.length; i++) {
@@ -409,9 +450,7 @@ export class ChorusClient {
     });
     // after a reconnect: resend retriable requests, resubscribe from the last seq seen
     for (const p of this.pending.values()) if (p.retry) this.transmit(p.frame);
-    for (const st of this.subs.values()) {
-      if (st.active) void this.resubscribe(st, true).then(() => undefined, (e) => st.handler({ type: 'subscription_error', ws: st.ws, ch: st.ch, error: String(e) }));
-    }
+    for (const st of this.subs.values()) this.keepSubscribed(st);
   }
 
   private onDrop(ev: { code: number; reason: string }): void {
@@ -473,9 +512,7 @@ export class ChorusClient {
       const code = (f.error as { code?: string } | undefined)?.code ?? '';
       if (st?.active && !/^(AUTH_|CHAT_NOT_MEMBER|CHAT_FORBIDDEN|CHAT_NOT_FOUND)/.test(code)) {
         setTimeout(() => {
-          if (st.active && this.subs.get(`${st.ws}.${st.ch}`) === st && this.connected) {
-            void this.resubscribe(st, true).then(() => undefined, (e) => st.handler({ type: 'subscription_error', ws: st.ws, ch: st.ch, error: String(e) }));
-          }
+          if (st.active && this.subs.get(`${st.ws}.${st.ch}`) === st && this.connected) this.keepSubscribed(st);
         }, 200);
       }
     }

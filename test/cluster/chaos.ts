@@ -19,23 +19,34 @@ export interface ChaosFigures {
   deliveryDuplicates: number;
   doubleActivations: number;
   retriedErrors: Record<string, number>;
+  /** `subscription_error` events the subscribers got (a subscription ended for good). */
+  subscriptionErrors: number;
+  /** Where deliveries are missing: subscriber, channel, how many, the first and last missing seq. */
+  missing: Array<{ sub: number; ch: string; count: number; first: number; last: number }>;
 }
 
 /** Subscribers that stay connected (reconnecting as needed) and record every seq they receive per channel. */
-async function subscribers(c: ChorusCluster, f: ChatFixture, count: number) {
+async function subscribers(c: ChorusCluster, f: ChatFixture, count: number, log: (s: string) => void) {
   const seen: Array<Map<string, number[]>> = [];
   const clients: ChorusClient[] = [];
+  const errors = { count: 0 };
   for (let i = 0; i < count; i++) {
     const { client } = await connectUser(c, f.users[i % f.users.length]!, f.ws);
+    client.onEvent((e) => {
+      if (e.type === 'disconnected' || e.type === 'reconnected') log(`subscriber ${i} ${e.type}${e.type === 'disconnected' ? ` (${String((e as { code?: number }).code)} ${String((e as { reason?: string }).reason)})` : ''}`);
+    });
     const m = new Map<string, number[]>();
     for (const ch of f.channels) {
       m.set(ch, []);
-      await client.subscribe(f.ws, ch, (e) => { if (e.type === 'message') m.get(ch)!.push(e.seq!); });
+      await client.subscribe(f.ws, ch, (e) => {
+        if (e.type === 'message') m.get(ch)!.push(e.seq!);
+        else if (e.type === 'subscription_error') errors.count++;
+      });
     }
     seen.push(m);
     clients.push(client);
   }
-  return { seen, close: () => clients.forEach((x) => x.close()) };
+  return { seen, errors, clients, close: () => clients.forEach((x) => x.close()) };
 }
 
 /**
@@ -56,16 +67,19 @@ export async function runChaos(opts: { seconds: number; seed: number; log?: (s: 
   let load: ReturnType<typeof startLoad> | undefined;
   try {
     f = await setupChat(c, { channels: 8, users: 4 });
-    subs = await subscribers(c, f, 2);
+    subs = await subscribers(c, f, 2, log);
     const watch = watchSingleActivation(c);
     load = startLoad(f);
     const end = Date.now() + opts.seconds * 1000;
     let nextId = 10;
+    let nth = 0;
     while (Date.now() < end) {
       await new Promise((r) => setTimeout(r, 2500 + rnd() * 3500));
       if (Date.now() >= end) break;
       const running = c.nodes.filter((n) => n.running());
-      const roll = rnd();
+      // the first three faults are one of each kind (node kill, nats-server kill, pause), so even a short run has them all
+      const roll = nth < 3 ? [0.1, 0.5, 0.9][nth]! : rnd();
+      nth++;
       if (roll < 0.35 && running.length > 2) {
         const victim = running[Math.floor(rnd() * running.length)]!;
         log(`kill -9 node ${victim.id}`);
@@ -103,24 +117,31 @@ export async function runChaos(opts: { seconds: number; seed: number; log?: (s: 
     const v = await verifyChannels(probe.client, f, load.acked);
     const deadline = Date.now() + 30_000;
     let delivered = 0, deliveryLost = 0, deliveryDuplicates = 0;
+    let missing: ChaosFigures['missing'] = [];
     for (;;) {
       delivered = 0; deliveryLost = 0; deliveryDuplicates = 0;
-      for (const m of subs.seen) {
-        for (const ch of f.channels) {
+      missing = [];
+      subs.seen.forEach((m, sub) => {
+        for (const ch of f!.channels) {
           const got = m.get(ch)!;
-          const acked = load.acked.filter((a) => a.ch === ch).map((a) => a.seq);
+          const acked = load!.acked.filter((a) => a.ch === ch).map((a) => a.seq);
           const set = new Set(got);
           deliveryDuplicates += got.length - set.size;
-          for (const s of acked) if (set.has(s)) delivered++; else deliveryLost++;
+          const miss = acked.filter((s) => !set.has(s)).sort((a, b) => a - b);
+          delivered += acked.length - miss.length;
+          deliveryLost += miss.length;
+          if (miss.length) missing.push({ sub, ch, count: miss.length, first: miss[0]!, last: miss[miss.length - 1]! });
         }
-      }
+      });
       if (deliveryLost === 0 || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 500));
     }
     probe.client.close();
+    if (deliveryLost) log(`subscribers connected at the end: ${subs.clients.map((x) => x.connected).join(', ')}`);
     return {
       seed: opts.seed, seconds: opts.seconds, faults, acked: load.acked.length, stored: v.stored, delivered, expectedDeliveries: load.acked.length * subs.seen.length,
       lost: v.lost, duplicates: v.duplicates, gaps: v.gaps, deliveryLost, deliveryDuplicates, doubleActivations: watch.violations.length, retriedErrors: Object.fromEntries(load.errors),
+      subscriptionErrors: subs.errors.count, missing,
     };
   } finally {
     load?.abort();

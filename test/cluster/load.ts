@@ -28,7 +28,7 @@ export async function connectUser(c: ChorusCluster, user: string, ws = 'w1', tim
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const client = await ChorusClient.connect({ baseUrl: c.urls(), token, WebSocket: WebSocket as unknown as WebSocketCtor, requestTimeoutMs: 15_000 });
+      const client = await ChorusClient.connect({ baseUrl: () => c.urls(), token, WebSocket: WebSocket as unknown as WebSocketCtor, requestTimeoutMs: 15_000 });
       return { client, token };
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
