@@ -394,7 +394,9 @@ class PgTail {
                FROM chorus_log
               WHERE (txid, gseq) > ($1::xid8, $2::bigint)
                 AND txid < h.x
-                AND starts_with(stream, $3) AND pos > $4
+                -- written so that no index can serve them: otherwise the planner may AND in a scan of the
+                -- primary key over every row of the prefix (all the log), O(log size) per poll
+                AND starts_with(stream || '', $3) AND pos + 0 > $4
               ORDER BY chorus_log.txid, gseq
               LIMIT $5) l ON true`,
           [this.cursor.txid, this.cursor.gseq, this.prefix, this.afterPos, this.opts.tailBatch],

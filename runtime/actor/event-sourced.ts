@@ -20,8 +20,24 @@ export abstract class EventSourcedActor<S, E> implements Actor {
   /** Records applied since the last snapshot. */
   private sinceSnapshot = 0;
   protected ctx!: ActorContext;
-  /** Take a snapshot every this many records (default 100). */
+  /** Take a snapshot every this many records at least (default 100). */
   protected snapshotEvery = 100;
+  /**
+   * A big state is snapshotted less often: every max(snapshotEvery, size of
+   * the last snapshot / this) records, so what snapshots cost per record stays
+   * about constant instead of growing with the state (each snapshot encodes and
+   * writes the whole state). Default 1024 bytes.
+   */
+  protected snapshotBytesPerRecord = 1024;
+  /** At most this many records between snapshots however big the state: bounds the replay on activation. Default 10000. */
+  protected snapshotEveryMax = 10_000;
+  /** Size of the last snapshot saved or loaded. */
+  private lastSnapshotBytes = 0;
+
+  /** Records between two snapshots now (see snapshotBytesPerRecord). */
+  private get snapshotInterval(): number {
+    return Math.min(this.snapshotEveryMax, Math.max(this.snapshotEvery, Math.ceil(this.lastSnapshotBytes / this.snapshotBytesPerRecord)));
+  }
   protected codec: Codec = defaultCodec;
 
   /** The state of a brand-new actor. */
@@ -43,6 +59,7 @@ export abstract class EventSourcedActor<S, E> implements Actor {
     if (snap) {
       this.state = this.codec.decode(snap.data) as S;
       this.lastPos = snap.pos;
+      this.lastSnapshotBytes = snap.data.byteLength;
     } else {
       this.state = this.initialState();
       this.lastPos = 0;
@@ -86,13 +103,14 @@ export abstract class EventSourcedActor<S, E> implements Actor {
     if (res.duplicate) return res;
     for (const ev of events) this.state = this.apply(this.state, ev);
     this.lastPos = res.pos;
-    if (++this.sinceSnapshot >= this.snapshotEvery) {
+    if (++this.sinceSnapshot >= this.snapshotInterval) {
       // The write is durable already: the snapshot is taken now (encoding is
       // synchronous, so it is this exact state) but saved in the background,
       // so a large state does not stall the turn; a failed save only means a
       // longer replay later. Saves are chained so they land in order.
       const snap = { pos: this.lastPos, data: this.codec.encode(this.state) };
       this.sinceSnapshot = 0;
+      this.lastSnapshotBytes = snap.data.byteLength;
       this.pendingSnapshot = this.pendingSnapshot
         .then(() => this.ctx.snapshots.save(this.streamName(), snap))
         .catch((err) => this.ctx.logger.warn({ err: (err as Error).message }, 'snapshot failed'));
@@ -105,7 +123,9 @@ export abstract class EventSourcedActor<S, E> implements Actor {
   /** Stores a snapshot of the current state at the current position (after any background save). */
   protected async snapshot(): Promise<void> {
     await this.pendingSnapshot;
-    await this.ctx.snapshots.save(this.streamName(), { pos: this.lastPos, data: this.codec.encode(this.state) });
+    const data = this.codec.encode(this.state);
+    await this.ctx.snapshots.save(this.streamName(), { pos: this.lastPos, data });
     this.sinceSnapshot = 0;
+    this.lastSnapshotBytes = data.byteLength;
   }
 }

@@ -84,3 +84,30 @@ describe('ActorNode on one node', () => {
     await node.stop();
   });
 });
+
+describe('EventSourcedActor snapshots', () => {
+  test('a growing state is snapshotted less often (about constant snapshot bytes per record), and reactivation from the snapshot replays the rest', async () => {
+    const { node, server } = single();
+    const saves: Array<{ pos: number; bytes: number }> = [];
+    const orig = server.snapshots.set.bind(server.snapshots);
+    server.snapshots.set = (k: string, v: { pos: number; data: Uint8Array }) => { if (k === 'counter.big') saves.push({ pos: v.pos, bytes: v.data.byteLength }); return orig(k, v); };
+    const ref = node.ref('counter', 'big');
+    const who = 'x'.repeat(200); // each record adds about 200 bytes of state
+    for (let i = 1; i <= 3000; i++) await ref.ask({ op: 'add', by: 1, from: `${who}${i}`, id: `a${i}` });
+    // fixed every-100 would have saved 30 snapshots; the adaptive interval grows with the state
+    assert.ok(saves.length >= 4 && saves.length <= 15, `snapshots: ${JSON.stringify(saves.map((s) => s.pos))}`);
+    for (let i = 1; i < saves.length; i++) {
+      const gap = saves[i]!.pos - saves[i - 1]!.pos;
+      assert.ok(gap >= 100 && gap >= Math.ceil(saves[i - 1]!.bytes / 1024) - 1, `gap ${gap} after a ${saves[i - 1]!.bytes}-byte snapshot`);
+    }
+    const written = saves.reduce((a, s) => a + s.bytes, 0);
+    const finalBytes = saves[saves.length - 1]!.bytes;
+    assert.ok(written < 8 * finalBytes, `snapshot bytes written ${written} stay a small multiple of the state (${finalBytes}), not quadratic`);
+    await node.stop(); // persists a last snapshot
+    const again = single();
+    for (const [k, v] of server.snapshots) again.server.snapshots.set(k, v);
+    for (const [k, v] of server.streams) again.server.streams.set(k, v);
+    assert.equal(await again.node.ref('counter', 'big').ask({ op: 'get' }), 3000);
+    await again.node.stop();
+  });
+});
