@@ -65,6 +65,8 @@ export class ChorusNode {
       ...(options.askTimeoutMs !== undefined ? { askTimeoutMs: options.askTimeoutMs } : {}),
       ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
       ...(options.handoffTimeoutMs !== undefined ? { handoffTimeoutMs: options.handoffTimeoutMs } : {}),
+      // a previous owner that does not answer a handoff may run the actor until its lease lapses and its fence check runs
+      prevOwnerLeaseMs: this.timing.fenceAfterMs + 2 * this.timing.heartbeatMs,
       ...(options.strictSerialization !== undefined ? { strictSerialization: options.strictSerialization } : {}),
       ...(options.observer ? { observer: options.observer } : {}),
       // a draining node left the table but still runs its actors until it has handed them off

@@ -37,6 +37,8 @@ export class PlacementSupervisor {
   private tableRevision = 0;
   private readonly historyList: PlacementChange[] = [];
   private readonly logger: Logger;
+  /** When this supervisor started listening to heartbeats. */
+  private observingSince = 0;
   /** Incarnations that left gracefully (id -> startedAt): their late heartbeats are ignored. */
   private readonly departed = new Map<string, number>();
 
@@ -78,6 +80,7 @@ export class PlacementSupervisor {
   }
 
   async start(): Promise<void> {
+    this.observingSince = this.o.clock.now();
     this.members = await this.o.kv.bucket(MEMBERS_BUCKET, { ttlMs: this.o.timing.failureTimeoutMs * 5 });
     this.placement = await this.o.kv.bucket(PLACEMENT_BUCKET);
     // liveness: heartbeats on the transport (see Membership for why not the KV)
@@ -185,7 +188,16 @@ export class PlacementSupervisor {
     }
   }
 
-  /** The members the ring should have now: heard from recently, not draining. */
+  /**
+   * The members the ring should have now: heard from recently, not draining.
+   * A supervisor that started listening less than `failureTimeoutMs` ago
+   * keeps the current table's members it has not heard from yet (unless they
+   * left gracefully): not having heard a node is not evidence it is dead
+   * until a full failure timeout has been watched. Without this, a node
+   * restarted with the leader lease could publish a table without a live but
+   * unheard member, and that member's actors would get a second activation
+   * before it fenced itself (found by the single-activation property test).
+   */
   desiredMembers(): PlacementMember[] {
     const now = this.o.clock.now();
     const out: PlacementMember[] = [];
@@ -193,6 +205,11 @@ export class PlacementSupervisor {
       if (now - s.at >= this.o.timing.failureTimeoutMs) continue;
       if (s.info.state !== 'active') continue;
       out.push({ id, weight: s.info.weight });
+    }
+    if (now - this.observingSince < this.o.timing.failureTimeoutMs) {
+      for (const m of this.table?.members ?? []) {
+        if (!this.seen.has(m.id) && !this.departed.has(m.id)) out.push({ id: m.id, weight: m.weight });
+      }
     }
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }

@@ -43,6 +43,14 @@ export interface ActorNodeOptions {
   readonly idleTimeoutMs?: number;
   /** How long a new owner waits for the previous owner to release a moved actor. Default 2000. */
   readonly handoffTimeoutMs?: number;
+  /**
+   * How long after a RELEASE request a previous owner that did not answer it
+   * may still hold the actor: its cluster lease (fence-after time plus the
+   * check interval). A new owner waits that long from its request before
+   * activating, so a cut-off owner has fenced itself first. Default 0 (the
+   * bare runtime has no lease; ChorusNode passes its membership timing).
+   */
+  readonly prevOwnerLeaseMs?: number;
   /** Round-trip local messages through the codec, so tests catch messages that could not cross a process. Default false. */
   readonly strictSerialization?: boolean;
   readonly observer?: ActivationObserver;
@@ -183,6 +191,16 @@ export class ActorNode implements RefTarget {
     // over as soon as the cluster declares this one dead. A turn still running
     // can only finish into the log if nobody wrote since (log fencing).
     this.dropAll(reason);
+  }
+  /**
+   * Fences now if the cluster lease has lapsed (what every delivery checks
+   * first); true while this node may run actors. Whoever reports on the
+   * node's actors calls it first: a node that just woke from a pause must not
+   * report activations it would refuse to run.
+   */
+  checkLease(): boolean {
+    if (this.fencedReason === undefined && this.opts.leaseValid && !this.opts.leaseValid()) this.fence('cluster lease lapsed (paused or cut off)');
+    return this.fencedReason === undefined;
   }
   /** Takes actor work again (lease regained). */
   unfence(): void {
@@ -375,9 +393,8 @@ export class ActorNode implements RefTarget {
    */
   private deliverLocal(id: ActorId, item: MailItem, senderEpoch: number, hops = 0): void {
     const key = idString(id);
-    if (this.fencedReason === undefined && this.opts.leaseValid && !this.opts.leaseValid()) this.fence('cluster lease lapsed (paused or cut off)');
-    if (this.fencedReason !== undefined) {
-      if (item.reject) item.reject(new NodeUnavailableError(this.nodeId, this.fencedReason));
+    if (!this.checkLease()) {
+      if (item.reject) item.reject(new NodeUnavailableError(this.nodeId, this.fencedReason ?? 'fenced'));
       return;
     }
     const type = this.types.get(id.type);
@@ -441,11 +458,16 @@ export class ActorNode implements RefTarget {
       if (!prevOwner || prevOwner === this.nodeId) return;
       if (!this.tableValue.members.some((m) => m.id === prevOwner) && !this.opts.isDraining?.(prevOwner)) return;
       const env: Envelope = { k: RELEASE, t: id.type, y: id.key, m: null, e: this.tableValue.epoch, s: this.nodeId, h: 0 };
+      const askedAt = this.clock.now();
       try {
         await this.opts.transport.request(prevOwner, this.codec.encode(env), this.handoffTimeoutMs);
       } catch (err) {
-        // the previous owner is gone or cut off; it fences itself when it loses its lease
-        this.logger.info({ target: key, prevOwner, err: (err as Error).message }, 'handoff: previous owner did not answer');
+        // The previous owner is gone or cut off: it fences itself when its lease lapses, but until then it may
+        // still run the actor (a cut-off node cannot hear this request, and failing fast proves nothing), so wait
+        // out its lease before activating here. Found by the single-activation property test (isolate + join).
+        this.logger.info({ target: key, prevOwner, err: (err as Error).message }, 'handoff: previous owner did not answer; waiting out its lease');
+        const left = askedAt + (this.opts.prevOwnerLeaseMs ?? 0) - this.clock.now();
+        if (left > 0) await new Promise<void>((r) => this.clock.setTimeout(r, left));
       }
     },
     onStopped: (a, leftover) => {
