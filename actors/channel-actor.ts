@@ -13,7 +13,7 @@
  */
 import type { ActorType } from '../runtime/index.ts';
 import { CHAT_FORBIDDEN, CHAT_INVALID, CHAT_NOT_FOUND, CHAT_NOT_MEMBER, chatError } from './errors.ts';
-import type { ChannelEvent, NotifyKind } from './events.ts';
+import type { ChannelEvent, FileRef, NotifyKind } from './events.ts';
 import { historyPage, memberList, sincePage, threadPage, unreadCount } from './lib/channel-queries.ts';
 import {
   MAX_PINS, MAX_REACTIONS, applyChannel, initialChannel, messageAt, view, type ChannelEventRec, type ChannelState, type StoredMessage,
@@ -25,8 +25,8 @@ import { Init, MemberChanged, ReadState, type ChannelSpec, type ReadStateReply }
 import { parseMentions, preview } from './lib/mentions.ts';
 import { expectKey } from './lib/validate.ts';
 import {
-  ChannelInfo, ChannelMembers, Delete, Edit, History, InviteToChannel, JoinChannel, LeaveChannel, Pin, Post, React,
-  RemoveFromChannel, SetTopic, Since, Thread, Typing, Unpin, Unreact, LIMITS, channelKey, channelSubject, userKey, type Command, type Role,
+  AuthorizeFile, ChannelInfo, ChannelMembers, Delete, Edit, FileAdded, History, InviteToChannel, JoinChannel, LeaveChannel, Pin, Post, React,
+  RemoveFromChannel, SetTopic, Since, Thread, Typing, Unpin, Unreact, LIMITS, channelKey, channelSubject, userKey, type Command, type EdgeCommand, type Role,
 } from './protocol.ts';
 
 type Addr = { by: string; ws: string; ch: string };
@@ -71,6 +71,12 @@ export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
       channelMembers: on(ChannelMembers, async (m) => (await this.reader(m),
         this.viaStore((qs, fresh) => qs.channelMembers(m.ws, m.ch, fresh), () => memberList(this.state)))),
       typing: on(Typing, (m) => this.typing(m)),
+      authorizeFile: on(AuthorizeFile, async (m) => {
+        if (m.access === 'read') await this.reader(m);
+        else (await this.wsMember(m), this.requireMember(m));
+        return { ok: true };
+      }),
+      fileAdded: on(FileAdded, (m) => this.fileAdded(m)),
       init: on(Init, (m) => this.init(m.spec)),
       memberChanged: on(MemberChanged, (m) => this.memberChanged(m)),
       readState: on(ReadState, async (m): Promise<ReadStateReply> => {
@@ -187,6 +193,7 @@ export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
     const ts = this.now();
     const mentions = parseMentions(m.text, (u) => this.isMember(u));
     const msg: StoredMessage = { seq, user: m.by, ts, text: m.text, cmid: m.clientMsgId };
+    if (m.files) msg.files = this.attachable(m.by, m.files);
     if (m.parent !== undefined) msg.parent = m.parent;
     if (mentions.users.length) msg.mentions = mentions.users;
     if (mentions.channel) msg.channelMention = true;
@@ -201,6 +208,25 @@ export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
     });
     this.notify(stored, mentions.users, mentions.channel);
     return result;
+  }
+
+  /** The refs of files `by` uploaded to this channel; CHAT_NOT_FOUND for an unknown id, CHAT_FORBIDDEN for someone else's file. */
+  private attachable(by: string, ids: string[]): FileRef[] {
+    return ids.map((id) => {
+      const f = get(this.state.files ?? {}, id);
+      if (!f) throw chatError(CHAT_NOT_FOUND, `no file ${id} in this channel`);
+      if (f.by !== by) throw chatError(CHAT_FORBIDDEN, `file ${id} was uploaded by someone else`);
+      return { ...f.ref };
+    });
+  }
+
+  /** Records a stored upload so its uploader can attach it (edge-only; idempotent by file id). */
+  private async fileAdded(m: EdgeCommand<'fileAdded'>): Promise<{ ok: true }> {
+    await this.wsMember(m);
+    this.requireMember(m);
+    if (get(this.state.files ?? {}, m.file.id)) return { ok: true };
+    await this.persist([{ type: 'fileAdded', by: m.by, file: m.file }], `~file:${m.file.id}`);
+    return { ok: true };
   }
 
   /** Tells the user actors a message concerns: DM members, mentioned members, everyone on `<!channel>`. */

@@ -16,11 +16,13 @@ export const CHAT_CONFLICT = 'CHAT_CONFLICT';
 export const CHAT_INVALID = 'CHAT_INVALID';
 /** The caller is not a member of the workspace, or of the private channel / DM it addresses. */
 export const CHAT_NOT_MEMBER = 'CHAT_NOT_MEMBER';
-/** Reserved for the edge's per-user rate limits; actors do not throw it yet. */
+/** A user's frames over its per-user rate at the edge (all its connections on the node together); `details.retryAfterMs`. */
 export const CHAT_RATE_LIMITED = 'CHAT_RATE_LIMITED';
+/** A per-workspace quota (channels, members, live invites) would be passed; `details: { quota, limit }`. */
+export const QUOTA_EXCEEDED = 'QUOTA_EXCEEDED';
 
 /** Every chat code, for docs and tests. */
-export const CHAT_ERROR_CODES = [CHAT_FORBIDDEN, CHAT_NOT_FOUND, CHAT_CONFLICT, CHAT_INVALID, CHAT_NOT_MEMBER, CHAT_RATE_LIMITED] as const;
+export const CHAT_ERROR_CODES = [CHAT_FORBIDDEN, CHAT_NOT_FOUND, CHAT_CONFLICT, CHAT_INVALID, CHAT_NOT_MEMBER, CHAT_RATE_LIMITED, QUOTA_EXCEEDED] as const;
 
 /** One of the chat error codes. */
 export type ChatErrorCode = (typeof CHAT_ERROR_CODES)[number];

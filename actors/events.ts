@@ -27,6 +27,18 @@ export interface MessageView {
   mentions?: string[];
   /** The text contains `<!channel>`. */
   channelMention?: true;
+  /** Files attached at posting (download with GET /api/files/:id). */
+  files?: FileRef[];
+}
+
+/** A file attached to a message. */
+export interface FileRef {
+  id: string;
+  name: string;
+  /** MIME type. */
+  type: string;
+  /** Bytes. */
+  size: number;
 }
 
 /** A new message or thread reply. */

@@ -17,6 +17,8 @@ export * from './events.ts';
 export * from './errors.ts';
 export * from './notifier.ts';
 export * from './query-store.ts';
+export * from './search.ts';
+export * from './search-query.ts';
 export { CHAT_DEFAULTS, type ChatOptions } from './lib/chat-actor.ts';
 export type { HistoryPage, SincePage } from './lib/channel-queries.ts';
 export { WorkspaceActor, workspaceActorType } from './workspace-actor.ts';

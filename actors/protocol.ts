@@ -38,6 +38,8 @@ export const LIMITS = Object.freeze({
   dmUsers: 8,
   /** Session ids in one sessionsRefresh. */
   refreshSessions: 1000,
+  /** Files attached to one message. */
+  files: 10,
 });
 
 // `__proto__` matches the id patterns but must never become a record key.
@@ -118,7 +120,11 @@ export const ListChannels = z.object({ op: z.literal('listChannels'), ...ws });
 // ---- channel (actor 'channel', key `${ws}.${ch}`) --------------------------
 
 /** Posts a message, or a thread reply when `parent` is set. Replies `{ seq, ts }`. */
-export const Post = z.object({ op: z.literal('post'), ...chan, ...write, text: Text, parent: Seq.optional() });
+export const Post = z.object({
+  op: z.literal('post'), ...chan, ...write, text: Text, parent: Seq.optional(),
+  /** Ids of files the poster uploaded to this channel (POST /api/files), at most LIMITS.files, no repeats. */
+  files: z.array(Id).min(1).max(LIMITS.files).refine((a) => new Set(a).size === a.length, 'repeated file id').optional(),
+});
 /** Replaces the text of a message (author or workspace admin/owner). */
 export const Edit = z.object({ op: z.literal('edit'), ...chan, ...write, seq: Seq, text: Text });
 /** Deletes a message, leaving a tombstone with its seq (author or workspace admin/owner). */
@@ -193,6 +199,18 @@ export const Unreads = z.object({ op: z.literal('unreads'), ...usr });
 export const SetNotifyPrefs = z.object({ op: z.literal('setNotifyPrefs'), ...usr, ...write, ch: Id.optional(), level: NotifyLevel });
 /** The caller's own profile, prefs, presence and sessions. */
 export const Me = z.object({ op: z.literal('me'), ...usr });
+/**
+ * Searches the messages the caller can read in the workspace (syntax in
+ * docs/search.md: words, "phrases", in:, from:, before:/after:/on:, has:file).
+ * Replies `{ hits, next? }`; pass `next` as `cursor` for the following page.
+ */
+export const SearchMessages = z.object({
+  op: z.literal('search'), ...ws,
+  query: z.string().max(500),
+  order: z.enum(['newest', 'relevance']).optional(),
+  limit: z.number().int().min(1).max(100).optional(),
+  cursor: z.string().max(200).optional(),
+});
 
 // ---- edge-only user ops (the edge sends them; never accepted from a client frame)
 
@@ -204,6 +222,16 @@ export const SessionClosed = z.object({ op: z.literal('sessionClosed'), ...usr, 
 export const SessionsRefresh = z.object({ op: z.literal('sessionsRefresh'), ...usr, node: Id, sessionIds: z.array(Id).max(LIMITS.refreshSessions) });
 /** A session went idle (no input for a while) or active again. */
 export const SessionIdle = z.object({ op: z.literal('sessionIdle'), ...usr, sessionId: Id, idle: z.boolean() });
+
+// ---- edge-only channel ops (the edge's file API sends them)
+
+/** May `by` upload a file to (`upload`: a channel member) or read a file of (`read`: the history rule) this channel? Replies `{ ok: true }` or fails with CHAT_NOT_MEMBER. */
+export const AuthorizeFile = z.object({ op: z.literal('authorizeFile'), ...chan, access: z.enum(['upload', 'read']) });
+/** A file `by` uploaded to this channel is stored: the channel records it so a post of `by` may attach it. Idempotent by file id. */
+export const FileAdded = z.object({
+  op: z.literal('fileAdded'), ...chan,
+  file: z.object({ id: Id, name: z.string().min(1).max(255), type: z.string().min(3).max(255), size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER) }),
+});
 
 /** Which actor type a command goes to. */
 export type Target = 'workspace' | 'channel' | 'user';
@@ -252,14 +280,17 @@ export const COMMANDS = {
   unreads: { target: 'user', schema: Unreads },
   setNotifyPrefs: { target: 'user', schema: SetNotifyPrefs },
   me: { target: 'user', schema: Me },
+  search: { target: 'user', schema: SearchMessages },
 } as const satisfies Record<string, CommandSpec>;
 
-/** Ops the edge itself sends to user actors (session lifecycle); a client frame carrying one of them must be refused. */
+/** Ops the edge itself sends (session lifecycle to user actors, file checks to channel actors); a client frame carrying one of them must be refused. */
 export const EDGE_COMMANDS = {
   sessionOpened: { target: 'user', schema: SessionOpened },
   sessionClosed: { target: 'user', schema: SessionClosed },
   sessionsRefresh: { target: 'user', schema: SessionsRefresh },
   sessionIdle: { target: 'user', schema: SessionIdle },
+  authorizeFile: { target: 'channel', schema: AuthorizeFile },
+  fileAdded: { target: 'channel', schema: FileAdded },
 } as const satisfies Record<string, CommandSpec>;
 
 /** A client op. */

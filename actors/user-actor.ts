@@ -14,16 +14,17 @@
  * `unreads` calls clients keep the counts current from the channel subjects.
  */
 import type { ActorType } from '../runtime/index.ts';
-import { CHAT_FORBIDDEN, CHAT_NOT_MEMBER, chatError } from './errors.ts';
-import type { NotifyKind, Presence, UnreadEntry, UserEvent } from './events.ts';
+import { CHAT_FORBIDDEN, CHAT_INVALID, CHAT_NOT_MEMBER, chatError } from './errors.ts';
+import type { ChannelListing, NotifyKind, Presence, UnreadEntry, UserEvent } from './events.ts';
 import { ChatActor, on, type ChatOptions, type OpHandler } from './lib/chat-actor.ts';
+import { searchAs } from './lib/search-access.ts';
 import { get } from './lib/dict.ts';
 import { MemberChanged, Membership, Notify, SweepSessions, type ReadStateReply } from './lib/internal.ts';
 import { SessionTable } from './lib/sessions.ts';
 import { applyUser, initialUser, type UserEventRec, type UserState } from './lib/user-state.ts';
 import { expectKey } from './lib/validate.ts';
 import {
-  GetPresence, GetProfile, MarkRead, Me, SessionClosed, SessionIdle, SessionOpened, SessionsRefresh, SetAway, SetNotifyPrefs,
+  GetPresence, GetProfile, MarkRead, Me, SearchMessages, SessionClosed, SessionIdle, SessionOpened, SessionsRefresh, SetAway, SetNotifyPrefs,
   Unreads, UpdateProfile, channelKey, userKey, userSubject, workspaceSubject, type Command, type NotifyLevel,
 } from './protocol.ts';
 import type { z } from 'zod';
@@ -70,6 +71,7 @@ export class UserActor extends ChatActor<UserState, UserEventRec> {
       markRead: on(MarkRead, (m) => this.markRead(m)),
       unreads: on(Unreads, (m) => this.unreads(m)),
       setNotifyPrefs: on(SetNotifyPrefs, (m) => this.write(m, 'setNotifyPrefs', [{ type: 'prefs', level: m.level, ...(m.ch ? { ch: m.ch } : {}) }], { ch: m.ch ?? null, level: m.level })),
+      search: on(SearchMessages, (m) => this.search(m)),
       me: on(Me, async (m) => {
         await this.own(m);
         const s = this.state;
@@ -191,6 +193,20 @@ export class UserActor extends ChatActor<UserState, UserEventRec> {
       } else e.stale = true;
       return e;
     });
+  }
+
+  /** Searches the messages the caller may read (lib/search-access.ts decides which channels; the query enforces it). */
+  private async search(m: Command<'search'>) {
+    await this.own(m);
+    const search = this.opts.search;
+    if (!search) throw chatError(CHAT_INVALID, 'search is not available on this node');
+    const role = (await this.wsRole(m.ws, m.by))!;
+    return searchAs({
+      ws: this.ws, me: this.me, role, search,
+      own: Object.entries(this.state.chans).filter(([, c]) => c.member).map(([ch, c]) => ({ ch, kind: c.kind, name: c.name })),
+      listChannels: () => this.askActor<ChannelListing[]>('workspace', this.ws, { op: 'listChannels', ws: this.ws, by: this.me }),
+      canRead: (ch) => this.askActor('channel', channelKey(this.ws, ch), { op: 'channelInfo', ws: this.ws, ch, by: this.me }).then(() => true, () => false),
+    }, m);
   }
 
   private level(ch: string): NotifyLevel {

@@ -7,7 +7,7 @@
  * asks between domain actors form no cycle.
  */
 import type { ActorType } from '../runtime/index.ts';
-import { CHAT_CONFLICT, CHAT_FORBIDDEN, CHAT_INVALID, CHAT_NOT_FOUND, CHAT_NOT_MEMBER, chatError } from './errors.ts';
+import { CHAT_CONFLICT, CHAT_FORBIDDEN, CHAT_NOT_FOUND, CHAT_NOT_MEMBER, QUOTA_EXCEEDED, chatError } from './errors.ts';
 import type { ChannelListing, UserEvent, WorkspaceEvent } from './events.ts';
 import { ChatActor, isAdmin, on, type ChatOptions, type OpHandler } from './lib/chat-actor.ts';
 import { get } from './lib/dict.ts';
@@ -22,10 +22,25 @@ import {
   UpdateSettings, WorkspaceInfo, channelKey, userKey, userSubject, workspaceSubject, type Command, type Role,
 } from './protocol.ts';
 
-/** Most channels (DMs included) one workspace may hold. */
-export const MAX_CHANNELS_PER_WORKSPACE = 10_000;
-/** Most live invite codes per workspace. */
-export const MAX_LIVE_INVITES = 1000;
+/**
+ * Per-workspace quotas (ChatOptions.workspaceQuotas). A write that would pass
+ * one is refused with QUOTA_EXCEEDED, `details: { quota, limit }`. They are
+ * the operator's (the composition root's), not a setting admins can change.
+ */
+export interface WorkspaceQuotas {
+  /** Channels, DMs included. Default 10,000. */
+  readonly maxChannels: number;
+  /** Members of every role. Default 100,000. */
+  readonly maxMembers: number;
+  /** Live invite codes (expired ones are pruned when a new one is minted). Default 1,000. */
+  readonly maxLiveInvites: number;
+}
+/** The defaults of WorkspaceQuotas. */
+export const DEFAULT_WORKSPACE_QUOTAS: WorkspaceQuotas = Object.freeze({ maxChannels: 10_000, maxMembers: 100_000, maxLiveInvites: 1000 });
+/** Most channels (DMs included) one workspace may hold by default. */
+export const MAX_CHANNELS_PER_WORKSPACE = DEFAULT_WORKSPACE_QUOTAS.maxChannels;
+/** Most live invite codes per workspace by default. */
+export const MAX_LIVE_INVITES = DEFAULT_WORKSPACE_QUOTAS.maxLiveInvites;
 /** Default invite life: 7 days. */
 export const DEFAULT_INVITE_TTL_MS = 7 * 86_400_000;
 
@@ -75,6 +90,12 @@ export class WorkspaceActor extends ChatActor<WorkspaceState, WorkspaceEventRec>
     if (!r) throw chatError(CHAT_NOT_MEMBER, `${m.by} is not a member of workspace ${m.ws}`);
     return r;
   }
+  /** Refuses a write that would take `count` past the quota `q` (QUOTA_EXCEEDED). */
+  private quota(q: keyof WorkspaceQuotas, count: number, what: string): void {
+    const limit = (this.opts.workspaceQuotas ?? DEFAULT_WORKSPACE_QUOTAS)[q];
+    if (count >= limit) throw chatError(QUOTA_EXCEEDED, `workspace ${this.ctx.id.key} is at its quota of ${limit} ${what}`, { quota: q, limit });
+  }
+
   private publishWs(e: WorkspaceEvent): void {
     this.ctx.publish(workspaceSubject(this.ctx.id.key), e);
   }
@@ -135,7 +156,7 @@ export class WorkspaceActor extends ChatActor<WorkspaceState, WorkspaceEventRec>
     if (seen.hit) return seen.result;
     const now = this.now();
     const prune = Object.entries(this.state.invites).filter(([, i]) => i.expiresAt <= now).map(([c]) => c);
-    if (Object.keys(this.state.invites).length - prune.length >= MAX_LIVE_INVITES) throw chatError(CHAT_INVALID, `at most ${MAX_LIVE_INVITES} live invites`);
+    this.quota('maxLiveInvites', Object.keys(this.state.invites).length - prune.length, 'live invites');
     const code = randomCode();
     const expiresAt = now + (m.expiresInMs ?? DEFAULT_INVITE_TTL_MS);
     const maxUses = m.maxUses ?? 1;
@@ -153,6 +174,7 @@ export class WorkspaceActor extends ChatActor<WorkspaceState, WorkspaceEventRec>
     const inv = get(this.state.invites, m.code);
     if (!inv) throw chatError(CHAT_NOT_FOUND, 'no such invite (unknown, used up or revoked)');
     if (inv.expiresAt <= this.now()) throw chatError(CHAT_FORBIDDEN, 'this invite has expired');
+    this.quota('maxMembers', Object.keys(this.state.members).length, 'members');
     const result = await this.commit({ key, op: 'joinWorkspace', events: [{ type: 'joined', user: m.by, role: inv.role, code: m.code, at: this.now() }], result: { ws: m.ws, role: inv.role as Role } });
     // channels may hold a short-lived "not a member" answer for this user (see MemberCache); the user actor is told now
     this.tellActor('user', userKey(m.ws, m.by), { op: 'memberChanged', ws: m.ws, user: m.by, removed: false, role: inv.role });
@@ -211,7 +233,7 @@ export class WorkspaceActor extends ChatActor<WorkspaceState, WorkspaceEventRec>
     const seen = this.replayOf(key, 'createChannel');
     if (seen.hit) return seen.result;
     if (get(this.state.names, nameKey(m.name))) throw chatError(CHAT_CONFLICT, `a channel named ${JSON.stringify(m.name)} exists`);
-    if (Object.keys(this.state.channels).length >= MAX_CHANNELS_PER_WORKSPACE) throw chatError(CHAT_INVALID, `at most ${MAX_CHANNELS_PER_WORKSPACE} channels`);
+    this.quota('maxChannels', Object.keys(this.state.channels).length, 'channels');
     let n = this.state.nextChannel;
     while (get(this.state.channels, `c${n}`)) n++;
     const entry = { ch: `c${n}`, name: m.name, kind: m.kind, createdBy: m.by, createdAt: this.now(), topic: m.topic ?? '' };
@@ -236,7 +258,7 @@ export class WorkspaceActor extends ChatActor<WorkspaceState, WorkspaceEventRec>
         return { ch, members, created: false };
       }
       if (existing) continue; // digest collision: next candidate
-      if (Object.keys(this.state.channels).length >= MAX_CHANNELS_PER_WORKSPACE) throw chatError(CHAT_INVALID, `at most ${MAX_CHANNELS_PER_WORKSPACE} channels`);
+      this.quota('maxChannels', Object.keys(this.state.channels).length, 'channels');
       const entry = { ch, name: members.join(','), kind: 'dm' as const, createdBy: m.by, createdAt: this.now(), topic: '', dmMembers: members };
       const result = await this.commit({ key, op: 'openDm', events: [{ type: 'channel', entry, members }], result: { ch, members, created: true } });
       this.initChannel(ch);

@@ -81,6 +81,25 @@ export interface ChorusEvent {
   [k: string]: unknown;
 }
 
+/** An uploaded file as the files API describes it. */
+export interface FileInfo {
+  id: string;
+  ws: string;
+  ch: string;
+  uploader: string;
+  name: string;
+  type: string;
+  size: number;
+  sha256: string;
+  created: number;
+}
+
+/** One page of `search`: hits newest or best first; `highlights` are [start, end) ranges of `text`. */
+export interface SearchResultPage {
+  hits: Array<{ ch: string; seq: number; user: string; ts: number; text: string; parent?: number; editedAt?: number; hasFile: boolean; highlights: Array<[number, number]> }>;
+  next?: string;
+}
+
 /** A channel subscription. */
 export interface Subscription {
   readonly ws: string;
@@ -180,9 +199,69 @@ export class ChorusClient {
     });
   }
 
-  /** Posts a message; retried across reconnects with the same clientMsgId, so it is stored once. */
-  post(ws: string, ch: string, text: string, opts: { parent?: number; clientMsgId?: string } = {}): Promise<{ seq: number }> {
-    return this.request('post', { ws, ch, text, clientMsgId: opts.clientMsgId ?? newClientMsgId(), ...(opts.parent ? { parent: opts.parent } : {}) }, { retry: true });
+  /**
+   * Searches the messages the caller can read in workspace `ws` (syntax in
+   * docs/search.md: words, "phrases", in:, from:, before:/after:/on:, has:file).
+   * Pass the page's `next` as `cursor` for the following page (same query and order).
+   */
+  search(ws: string, query: string, opts: { order?: 'newest' | 'relevance'; limit?: number; cursor?: string } = {}): Promise<SearchResultPage> {
+    return this.request('search', { ws, query, ...opts });
+  }
+
+  /** Posts a message (with `files`: ids from `uploadFile` to this channel); retried across reconnects with the same clientMsgId, so it is stored once. */
+  post(ws: string, ch: string, text: string, opts: { parent?: number; clientMsgId?: string; files?: string[] } = {}): Promise<{ seq: number }> {
+    return this.request('post', {
+      ws, ch, text, clientMsgId: opts.clientMsgId ?? newClientMsgId(), ...(opts.parent ? { parent: opts.parent } : {}), ...(opts.files?.length ? { files: opts.files } : {}),
+    }, { retry: true });
+  }
+
+  /**
+   * Uploads a file to a channel (POST /api/files; the caller must be a member)
+   * and resolves to its record; attach it with `post(..., { files: [id] })`.
+   * `sha256` (lower-case hex) is computed from `data` when not given, which
+   * reads a Blob into memory: pass it (and a ReadableStream) for large files.
+   */
+  async uploadFile(ws: string, ch: string, file: {
+    name: string; type: string; data: Uint8Array | Blob | ReadableStream<Uint8Array>; sha256?: string; size?: number;
+  }): Promise<FileInfo> {
+    let sha = file.sha256;
+    if (!sha) {
+      if (file.data instanceof ReadableStream) throw new TypeError('uploadFile: pass sha256 with a ReadableStream');
+      const bytes = file.data instanceof Uint8Array ? file.data : new Uint8Array(await file.data.arrayBuffer());
+      const digest = await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
+      sha = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+    }
+    const q = new URLSearchParams({ ws, ch, name: file.name });
+    const headers: Record<string, string> = { authorization: `Bearer ${this.o.token}`, 'content-type': file.type, 'x-chorus-sha256': sha };
+    if (file.size !== undefined) headers['content-length'] = String(file.size);
+    const res = await fetch(`${this.httpBase()}/api/files?${q}`, {
+      method: 'POST', headers, body: file.data as unknown as Blob, ...(file.data instanceof ReadableStream ? { duplex: 'half' } : {}),
+    } as RequestInit);
+    const body = (await res.json().catch(() => ({}))) as { file?: FileInfo; code?: string; message?: string; details?: Record<string, unknown> };
+    if (!res.ok || !body.file) throw new ChorusClientError(body.code ?? 'CLIENT_HTTP', body.message ?? `upload failed with HTTP ${res.status}`, body.details);
+    return body.file;
+  }
+
+  /** A short-lived download link of a file (GET /api/files/:id; the caller must be able to read its channel). */
+  async fileUrl(id: string): Promise<{ url: string; expiresAt: number; file: FileInfo }> {
+    const res = await fetch(`${this.httpBase()}/api/files/${encodeURIComponent(id)}?redirect=0`, { headers: { authorization: `Bearer ${this.o.token}` } });
+    const body = (await res.json().catch(() => ({}))) as { url?: string; expiresAt?: number; file?: FileInfo; code?: string; message?: string };
+    if (!res.ok || !body.url) throw new ChorusClientError(body.code ?? 'CLIENT_HTTP', body.message ?? `HTTP ${res.status}`);
+    return { url: body.url, expiresAt: body.expiresAt!, file: body.file! };
+  }
+
+  /** The HTTP base of the edge this client uses (its WebSocket's node when known). */
+  private httpBase(): string {
+    if (this.o.edgeUrl) return this.o.edgeUrl.replace(/^ws/, 'http').replace(/\/ws\/?$/, '');
+    return this.bases()[0]!;
+  }
+
+  /** The base URLs as of now, without trailing slashes. */
+  private bases(): string[] {
+    const b = this.o.baseUrl;
+    const list = typeof b === 'string' ? [b] : typeof b === 'function' ? b() : b;
+    if (!list.length) throw new ChorusClientError('CLIENT_CONNECT', 'no base URL to connect to');
+    return list.map((u) => u.replace(/\/$/, ''));
   }
 
   /**
@@ -390,14 +469,6 @@ export class ChorusClient {
   }
 
   private baseIndex = 0;
-
-  /** The base URLs as of now, without trailing slashes. */
-  private bases(): string[] {
-    const b = this.o.baseUrl;
-    const list = typeof b === 'string' ? [b] : typeof b === 'function' ? b() : b;
-    if (!list.length) throw new ChorusClientError('CLIENT_CONNECT', 'no base URL to connect to');
-    return list.map((u) => u.replace(/\/$/, ''));
-  }
 
   /** The connect call, against each known base URL in turn until one answers. */
   private async connectCall(): Promise<{ url: string }> {

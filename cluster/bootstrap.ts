@@ -4,19 +4,23 @@ import { EVENT_LOG, KV_STORE, LOGGER, METRICS, SNAPSHOT_STORE, TRANSPORT, system
 import { ChorusNode } from './chorus-node.ts';
 import type { ChorusConfig } from './config.ts';
 import { CLOSERS, createNodeContainer, NODE_PORTS, type NodePorts } from './container.ts';
-import { HttpServer, sendJson } from './http-server.ts';
+import { HttpServer } from './http-server.ts';
 import { randomBytes } from 'node:crypto';
 import { chatActorTypes } from '../actors/index.ts';
 import type { Notifier } from '../actors/notifier.ts';
-import { AuthError, bearerOf, TokenSigner } from './edge/auth.ts';
+import { TokenSigner } from './edge/auth.ts';
+import { AdminService, mountAdminHttp, serveAdminOverNats, type StorageCostProvider } from './admin/index.ts';
 import { ChatEdge, type EdgeOptions } from './edge/chat-edge.ts';
 import { mountChatHttp } from './edge/http-api.ts';
 import { LogNotifier } from './log-notifier.ts';
 import { KvPushSettings, PushNotifier, WebhookProvider, WebPushProvider, type PushProvider } from '../adapters/push/index.ts';
 import { mountPushApi } from './edge/push-api.ts';
 import { querySideEnv, startQuerySide, type QuerySide } from './query/index.ts';
+import { searchEnv, startSearch, type SearchSide } from './search/index.ts';
 import { LogScaler, ScaleAdvisor, type Scaler } from './scaling/index.ts';
 import { CpuMeter, RateMeter } from './rate-meter.ts';
+import { startFiles, type Files } from './files/index.ts';
+import { mountFilesApi } from './edge/files-api.ts';
 
 /** A running node with its HTTP side. */
 export interface RunningNode {
@@ -35,6 +39,8 @@ export interface RunningNode {
   readonly edge: ChatEdge;
   /** Signs and verifies client tokens (tests use it to mint tokens). */
   readonly signer: TokenSigner;
+  /** Uploads, downloads and tiering (docs/files.md); undefined when files are disabled (cluster without CHORUS_PG_URL). */
+  readonly files: Files | undefined;
 }
 
 /** Extra parts a caller (tests, benches) can supply. */
@@ -53,6 +59,8 @@ export interface StartOptions {
   pushProviders?: PushProvider[];
   ports?: NodePorts;
   logger?: Logger;
+  /** The storage-tier section of `chorus costs` (the file store's tiering plan). Default: reported as not configured. */
+  storageCosts?: StorageCostProvider;
 }
 
 /** Starts a node from a config: the composition root used by `npm start`, tests and benches. */
@@ -100,6 +108,19 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
       logger.error({ err: (err as Error).message }, 'query side did not start: reads are served by the actors');
     }
   }
+  // message search: Elasticsearch when CHORUS_ES_URL is set, else PostgreSQL full-text on the query side's databases
+  let search: SearchSide | undefined;
+  const searchSettings = config.profile === 'cluster' ? searchEnv(process.env) : {};
+  if (query || searchSettings.esUrl) {
+    try {
+      search = await startSearch({
+        profile: config.profile, log: c.resolve(EVENT_LOG), kv: c.resolve(KV_STORE), metrics, logger, nodeId: config.nodeId,
+        ...(query ? { routing: query.routing } : {}), ...searchSettings,
+      });
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'search did not start: the search op answers CHAT_INVALID');
+    }
+  }
   const logNotifier = new LogNotifier(logger, metrics);
   const push = providers.length ? new PushNotifier(pushStore, providers, { logger, metrics, batchMs: opts.pushProviders ? 50 : 2000 }) : undefined;
   const notifier: Notifier = { notify: async (userKey, n) => { await logNotifier.notify(userKey, n); await push?.notify(userKey, n); } };
@@ -125,7 +146,7 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
     snapshots: c.resolve(SNAPSHOT_STORE),
     metrics: c.resolve(METRICS),
     logger,
-    types: opts.types ?? chatActorTypes({ notifier: opts.notifier ?? notifier, ...(query ? { queryStore: query.queryStore } : {}) }),
+    types: opts.types ?? chatActorTypes({ notifier: opts.notifier ?? notifier, ...(query ? { queryStore: query.queryStore } : {}), ...(search ? { search: search.search } : {}) }),
     region: config.region,
     weight: config.weight,
     url,
@@ -140,21 +161,22 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
     advisor,
   });
   edge = new ChatEdge(node, transport, signer, { ...opts.edge, metrics: edgeMetrics, logger });
-  // before the chat routes: they answer every other /admin/ path with HTTP_NOT_FOUND
-  http.route(async (req, res, u) => {
-    if (u.pathname !== '/admin/streams' || req.method !== 'GET') return false;
-    const claims = signer.verify(bearerOf(req.headers, u));
-    if (claims.kind !== 'operator') throw new AuthError('AUTH_FORBIDDEN', 'operator credentials required');
-    const ports = c.resolve<NodePorts>(NODE_PORTS);
-    sendJson(res, 200, { node: config.nodeId, streams: ports.describeLog ? await ports.describeLog() : [] });
-    return true;
-  });
+  // files: local directory (embedded) or S3 (+ MinIO secondary); metadata in the SQL store
+  const files = await startFiles({
+    config, sql: ports.sql, pgUrl: process.env.CHORUS_PG_URL, secret: `${secret}:files`, publicUrl: () => url, metrics, logger,
+  }).catch((err) => (logger.error({ err: (err as Error).message }, 'files did not start: uploads are disabled'), undefined));
+  const storageCosts = opts.storageCosts ?? (files ? () => files.costReport() : undefined);
+  // the admin operations: one table, served over HTTP (/admin/<op>) and, in a cluster, over NATS
   let drainRequested: (() => void) | undefined;
-  mountChatHttp(http, {
-    node, edge, signer, devSignIn: config.devSignIn ?? false, publicUrl: () => url, region: config.region,
-    onDrain: () => drainRequested?.(),
-    scale: () => advisor.explanation,
-  });
+  const admin = new AdminService({
+    node, connections: () => edge?.connectionCount ?? 0, scale: () => advisor.explanation, drain: () => drainRequested?.(),
+    ...(ports.describeLog ? { describeLog: () => ports.describeLog!() } : {}),
+    ...(storageCosts ? { storage: storageCosts } : {}),
+  }, signer);
+  if (files) mountFilesApi(http, { node, signer, files }); // before the admin routes, which answer every other /admin/ path
+  mountAdminHttp(http, admin);
+  const adminNats = ports.nats ? await serveAdminOverNats(ports.nats.connection, admin, { prefix: ports.nats.prefix, logger }) : undefined;
+  mountChatHttp(http, { node, edge, signer, devSignIn: config.devSignIn ?? false, publicUrl: () => url, region: config.region });
   mountPushApi(http, { signer, store: pushStore, ...(config.vapidPublicKey ? { vapidPublicKey: config.vapidPublicKey } : {}) });
   await node.start();
   logger.info({ url, profile: config.profile }, 'chorus node started');
@@ -163,14 +185,17 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
   const running = node;
   const runningEdge = edge;
   const stop = () => (stopping ??= (async () => {
+    adminNats?.dispose();
     await runningEdge.close();
     await running.stop();
+    await search?.close().catch(() => {});
     await query?.close().catch(() => {});
+    await files?.close();
     await http.close();
     for (const close of closers.reverse()) await close().catch(() => {});
   })());
   const handle: RunningNode = {
-    config, node: running, http, container: c, port, url, stop, edge: runningEdge, signer,
+    config, node: running, http, container: c, port, url, stop, edge: runningEdge, signer, files,
     async drain(onProgress) {
       await running.drain({ ...(onProgress ? { onProgress } : {}) });
       await stop();

@@ -41,6 +41,30 @@ const schema = z.object({
   vapidSubject: z.string().regex(/^(mailto:|https:)/, 'mailto: or https: URL').optional(),
   /** HMAC secret for webhook notifications; enables the webhook provider. */
   pushWebhookSecret: z.string().min(16).optional(),
+  /** Files (docs/files.md): largest upload in bytes (default 1 GiB), allowed MIME types (`type/*` families), download link life, CDN origin. */
+  filesMaxBytes: z.coerce.number().int().positive().default(1024 ** 3),
+  filesAllowedTypes: z.array(z.string().regex(/^(\*|[a-z0-9.+-]+\/(\*|[a-z0-9.+-]+))$/, 'a MIME type, type/* or *')).optional(),
+  filesUrlTtlSec: z.coerce.number().int().min(10).max(7 * 86_400).default(300),
+  filesCdnBaseUrl: z.string().url().optional(),
+  /** Tiering prices in USD per GB-month (AWS us-east-1 list prices by default). */
+  filesPriceStandard: z.coerce.number().nonnegative().default(0.023),
+  filesPriceStandardIa: z.coerce.number().nonnegative().default(0.0125),
+  filesPriceGlacierIr: z.coerce.number().nonnegative().default(0.004),
+  /** The class the tiering job's cold tier uses (GLACIER_IR; GLACIER only for stores without it). */
+  filesColdClass: z.enum(['GLACIER_IR', 'GLACIER']).default('GLACIER_IR'),
+  /** The primary S3-compatible store (cluster profile; without a bucket files go to `<dataDir>/files`). */
+  s3Endpoint: z.string().url().optional(),
+  s3Region: z.string().min(1).default('us-east-1'),
+  s3Bucket: z.string().min(3).max(63).optional(),
+  s3AccessKeyId: z.string().min(1).optional(),
+  s3SecretAccessKey: z.string().min(1).optional(),
+  s3ForcePathStyle: z.boolean().optional(),
+  /** The secondary (on-premises MinIO through the minio client): every upload is copied there in the background. */
+  s3SecondaryEndpoint: z.string().url().optional(),
+  s3SecondaryRegion: z.string().min(1).default('us-east-1'),
+  s3SecondaryBucket: z.string().min(3).max(63).optional(),
+  s3SecondaryAccessKeyId: z.string().min(1).optional(),
+  s3SecondarySecretAccessKey: z.string().min(1).optional(),
 });
 
 /** A validated, frozen node configuration. */
@@ -65,6 +89,11 @@ export function makeConfig(raw: Record<string, unknown>): ChorusConfig {
   if (c.profile === 'cluster' && !c.authSecret) problems.push('authSecret: the cluster profile needs CHORUS_AUTH_SECRET (shared by every node)');
   const vapid = [c.vapidPublicKey, c.vapidPrivateKey, c.vapidSubject].filter(Boolean).length;
   if (vapid !== 0 && vapid !== 3) problems.push('vapid: set all of CHORUS_VAPID_PUBLIC_KEY, CHORUS_VAPID_PRIVATE_KEY and CHORUS_VAPID_SUBJECT, or none');
+  if (c.s3SecondaryBucket && !c.s3Bucket) problems.push('s3SecondaryBucket: a secondary file store needs a primary (CHORUS_S3_BUCKET)');
+  if (c.s3SecondaryBucket && !(c.s3SecondaryEndpoint && c.s3SecondaryAccessKeyId && c.s3SecondarySecretAccessKey)) {
+    problems.push('s3Secondary: set CHORUS_S3_SECONDARY_ENDPOINT, _ACCESS_KEY_ID and _SECRET_ACCESS_KEY with CHORUS_S3_SECONDARY_BUCKET');
+  }
+  if ((c.s3AccessKeyId === undefined) !== (c.s3SecretAccessKey === undefined)) problems.push('s3: set both CHORUS_S3_ACCESS_KEY_ID and CHORUS_S3_SECRET_ACCESS_KEY, or neither');
   if (problems.length) throw new ConfigError(problems);
   return Object.freeze({ ...c, devSignIn: c.devSignIn ?? c.profile === 'embedded' });
 }
@@ -96,6 +125,25 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     vapidPrivateKey: env.CHORUS_VAPID_PRIVATE_KEY,
     vapidSubject: env.CHORUS_VAPID_SUBJECT,
     pushWebhookSecret: env.CHORUS_PUSH_WEBHOOK_SECRET,
+    filesMaxBytes: env.CHORUS_FILES_MAX_BYTES,
+    filesAllowedTypes: env.CHORUS_FILES_ALLOWED_TYPES ? env.CHORUS_FILES_ALLOWED_TYPES.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+    filesUrlTtlSec: env.CHORUS_FILES_URL_TTL_SEC,
+    filesCdnBaseUrl: env.CHORUS_FILES_CDN_BASE_URL,
+    filesPriceStandard: env.CHORUS_FILES_PRICE_STANDARD,
+    filesPriceStandardIa: env.CHORUS_FILES_PRICE_STANDARD_IA,
+    filesPriceGlacierIr: env.CHORUS_FILES_PRICE_GLACIER_IR,
+    filesColdClass: env.CHORUS_FILES_COLD_CLASS,
+    s3Endpoint: env.CHORUS_S3_ENDPOINT,
+    s3Region: env.CHORUS_S3_REGION,
+    s3Bucket: env.CHORUS_S3_BUCKET,
+    s3AccessKeyId: env.CHORUS_S3_ACCESS_KEY_ID,
+    s3SecretAccessKey: env.CHORUS_S3_SECRET_ACCESS_KEY,
+    s3ForcePathStyle: env.CHORUS_S3_FORCE_PATH_STYLE === undefined ? undefined : env.CHORUS_S3_FORCE_PATH_STYLE === '1' || env.CHORUS_S3_FORCE_PATH_STYLE === 'true',
+    s3SecondaryEndpoint: env.CHORUS_S3_SECONDARY_ENDPOINT,
+    s3SecondaryRegion: env.CHORUS_S3_SECONDARY_REGION,
+    s3SecondaryBucket: env.CHORUS_S3_SECONDARY_BUCKET,
+    s3SecondaryAccessKeyId: env.CHORUS_S3_SECONDARY_ACCESS_KEY_ID,
+    s3SecondarySecretAccessKey: env.CHORUS_S3_SECONDARY_SECRET_ACCESS_KEY,
   };
   for (const k of Object.keys(raw)) if (raw[k] === undefined || raw[k] === '') delete raw[k];
   return makeConfig(raw);

@@ -5,8 +5,10 @@ import { pino } from 'pino';
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe';
 import { MemoryKv, MemoryNetwork } from '../adapters/memory/index.ts';
 import { connectNats, JetStreamEventLog, JetStreamSnapshotStore, NatsKv, NatsTransport, natsOptions } from '../adapters/nats/index.ts';
-import { pgliteClient, PostgresEventLog, PostgresSnapshotStore, type SqlClient } from '../adapters/postgres/index.ts';
+import { pgliteClient, PostgresEventLog, timedSql, type SqlClient } from '../adapters/postgres/index.ts';
+import { FileSnapshotStore } from '../adapters/local/index.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { PromMetrics } from '../adapters/metrics/index.ts';
 import {
   EVENT_LOG, KV_STORE, LOGGER, METRICS, SNAPSHOT_STORE, TRANSPORT,
@@ -30,6 +32,8 @@ export interface NodePorts {
   describeLog?(): Promise<LogStreamInfo[]>;
   /** The embedded profile's SQL client (PGlite), shared with the query side so one database serves both. */
   sql?: SqlClient;
+  /** The cluster profile's NATS connection and subject prefix (the admin operations answer on it too). */
+  nats?: { connection: NatsConnection; prefix: string };
 }
 
 /** One stream of the durable log as the inspector shows it. */
@@ -56,7 +60,7 @@ export async function createNodeContainer(config: ChorusConfig, overrides: { por
   const metrics = new PromMetrics({ labels: { node: config.nodeId } });
   c.registerInstance(METRICS, metrics);
   c.registerInstance(PromMetrics, metrics);
-  const ports = overrides.ports ?? (config.profile === 'cluster' ? await clusterPorts(config, logger, metrics) : await embeddedPorts(config));
+  const ports = overrides.ports ?? (config.profile === 'cluster' ? await clusterPorts(config, logger, metrics) : await embeddedPorts(config, metrics));
   c.registerInstance(TRANSPORT, ports.transport);
   c.registerInstance(KV_STORE, ports.kv);
   c.registerInstance(EVENT_LOG, ports.log);
@@ -67,18 +71,22 @@ export async function createNodeContainer(config: ChorusConfig, overrides: { por
 }
 
 /** Embedded profile: in-process transport and KV, a durable log on disk under dataDir. */
-async function embeddedPorts(config: ChorusConfig): Promise<NodePorts> {
+async function embeddedPorts(config: ChorusConfig, metrics: PromMetrics): Promise<NodePorts> {
   mkdirSync(config.dataDir, { recursive: true });
   const net = new MemoryNetwork();
-  const { log, snapshots, close, describe, client } = await embeddedLog(join(config.dataDir, 'log'));
+  const { log, snapshots, close, describe, client } = await embeddedLog(join(config.dataDir, 'log'), join(config.dataDir, 'snapshots'), metrics);
   return { transport: net.transport(config.nodeId), kv: new MemoryKv(), log, snapshots, close, describeLog: describe, sql: client };
 }
 
-/** The embedded durable log: PGlite in `dir` (a PostgreSQL in WebAssembly, nothing to install). */
-async function embeddedLog(dir: string): Promise<{ log: EventLog; snapshots: SnapshotStore; close(): Promise<void>; describe(): Promise<LogStreamInfo[]>; client: SqlClient }> {
-  const client = await pgliteClient(dir);
+/**
+ * The embedded durable log: PGlite in `dir` (a PostgreSQL in WebAssembly, nothing to install); snapshots as
+ * files in `snapshotDir` (PGlite's bytea parameters cost about 0.6 s per MB, see FileSnapshotStore).
+ */
+async function embeddedLog(dir: string, snapshotDir: string, metrics: PromMetrics): Promise<{ log: EventLog; snapshots: SnapshotStore; close(): Promise<void>; describe(): Promise<LogStreamInfo[]>; client: SqlClient }> {
+  // one database for the log and the query side: timed once here (database_query_duration_seconds{db="main"})
+  const client = timedSql(await pgliteClient(dir), { metrics, db: 'main' });
   const log = new PostgresEventLog(client);
-  const snapshots = new PostgresSnapshotStore(client);
+  const snapshots = new FileSnapshotStore(snapshotDir);
   return {
     log, snapshots, client,
     describe: async () => {
@@ -113,7 +121,7 @@ async function clusterPorts(config: ChorusConfig, logger: Logger, metrics: PromM
   const log = new JetStreamEventLog(nc, { subjectPrefix: opts.prefix, replicas, requestTimeoutMs: opts.apiTimeoutMs });
   const snapshots = new JetStreamSnapshotStore(nc, { replicas });
   return {
-    transport, kv, log, snapshots,
+    transport, kv, log, snapshots, nats: { connection: nc, prefix: opts.prefix },
     describeLog: async () => {
       const jsm = await jetstreamManager(nc);
       const out: LogStreamInfo[] = [];

@@ -17,7 +17,11 @@ export class HttpServer {
   constructor(private readonly o: { metrics?: () => Promise<{ text: string; contentType: string }>; readiness?: Record<string, ReadinessCheck> }) {
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.headersTimeout = 10_000;
-    this.server.requestTimeout = 30_000;
+    // No deadline for a whole request: a large upload on a slow link may take minutes (files-api streams it).
+    // Instead a socket idle for 30 s is closed (WebSocket upgrades clear it; keep-alive has its own 5 s), and
+    // small bodies have their own deadline (readJson), so a trickled body cannot hold a socket for long.
+    this.server.requestTimeout = 0;
+    this.server.timeout = 30_000;
     this.route(async (req, res, url) => {
       if (req.method !== 'GET' && req.method !== 'HEAD') return false;
       if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' }), true;

@@ -6,6 +6,7 @@ export * from './actor/index.ts';
 export * from './clock.ts';
 export * from './codec.ts';
 export * from './errors.ts';
+export * from './files/index.ts';
 export * from './ids.ts';
 export * from './kv/kv.ts';
 export * from './log/index.ts';

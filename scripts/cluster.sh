@@ -150,7 +150,8 @@ Chorus cluster is up (data, configs and logs in $DIR)
     export CHORUS_ADMIN_TOKEN=$OPERATOR_TOKEN CHORUS_URL=http://127.0.0.1:${HTTP_PORT_LIST[0]}
 
 Try (after the export above):
-  node scripts/chorus.mjs nodes        # the inspector: members, leader, load (also: ring, actors, placement, drain n3)
+  node scripts/chorus.mjs nodes        # the inspector over HTTP: members, leader, load (also: ring, actors, placement, drain n3)
+  node scripts/chorus.mjs nodes --nats $NATS_URL_CSV   # the same through NATS (any node answers)
   curl -s -H "authorization: Bearer \$CHORUS_ADMIN_TOKEN" http://127.0.0.1:${HTTP_PORT_LIST[0]}/admin/placement
   curl -s -H "authorization: Bearer \$CHORUS_ADMIN_TOKEN" http://127.0.0.1:${HTTP_PORT_LIST[1]}/admin/actors
   curl -s -X POST -H "authorization: Bearer \$CHORUS_ADMIN_TOKEN" http://127.0.0.1:${HTTP_PORT_LIST[2]}/admin/drain   # n3 hands off its actors, then exits

@@ -9,6 +9,8 @@ const panels: Panel[] = [
   { title: 'WebSocket connections', expr: ['sum by (node) (websocket_connections_active)'], unit: 'short' },
   { title: 'Messages per second', expr: ['sum by (node) (messages_per_second)', 'sum(rate(messages_sent_total[1m]))'], unit: 'short' },
   { title: 'Message latency (post to delivery)', expr: ['histogram_quantile(0.5, sum by (le) (rate(chorus_message_latency_seconds_bucket[5m])))', 'histogram_quantile(0.95, sum by (le) (rate(chorus_message_latency_seconds_bucket[5m])))', 'histogram_quantile(0.99, sum by (le) (rate(chorus_message_latency_seconds_bucket[5m])))'], unit: 's', legend: ['p50', 'p95', 'p99'] },
+  { title: 'Database query latency p95 (by role, by operation)', expr: ['histogram_quantile(0.95, sum by (le, role) (rate(database_query_duration_seconds_bucket{operation!="transaction"}[5m])))', 'histogram_quantile(0.95, sum by (le, operation) (rate(database_query_duration_seconds_bucket[5m])))'], unit: 's', legend: ['{{role}}', '{{operation}}'] },
+  { title: 'Database queries per second', expr: ['sum by (db, role) (rate(database_query_duration_seconds_bucket{le="+Inf", operation!="transaction"}[1m]))'], unit: 'ops', legend: ['{{db}} {{role}}'] },
   { title: 'Asks by outcome', expr: ['sum by (outcome) (rate(chorus_asks_total[1m]))'], unit: 'reqps' },
   { title: 'Ask latency p99', expr: ['histogram_quantile(0.99, sum by (le) (rate(chorus_ask_duration_seconds_bucket[5m])))'], unit: 's' },
   { title: 'Actors active per type', expr: ['sum by (type) (chorus_actors_active)'], unit: 'short' },

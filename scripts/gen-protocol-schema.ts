@@ -86,6 +86,8 @@ export const MessageViewZ = z.object({
   pinned: z.literal(true).optional(),
   mentions: z.array(z.string()).optional(),
   channelMention: z.literal(true).optional(),
+  files: z.array(z.object({ id: z.string(), name: z.string(), type: z.string().describe('MIME type'), size: z.number().describe('bytes') })).optional()
+    .describe('files attached at posting (GET /api/files/:id gives a download link)'),
 });
 
 const chanAddr = { ws: z.string(), ch: z.string() };

@@ -5,7 +5,7 @@
  * index clientMsgId -> seq (so a replayed post always finds its seq), pins,
  * and a bounded ring of recent updates that `since` replays.
  */
-import type { ChannelUpdate, MessageView } from '../events.ts';
+import type { ChannelUpdate, FileRef, MessageView } from '../events.ts';
 import type { ChannelKind } from '../protocol.ts';
 import { emptyDone, type DoneLog } from './dedup.ts';
 import { get, has, type Dict } from './dict.ts';
@@ -33,6 +33,8 @@ export interface StoredMessage {
   pinned?: true;
   mentions?: string[];
   channelMention?: true;
+  /** Attached files (the `files` field of the stored `posted` event). */
+  files?: FileRef[];
 }
 
 /** The founding facts of a channel. */
@@ -63,6 +65,8 @@ export interface ChannelState {
   /** Highest `atSeq` among updates that fell out of the ring; -1 when none did. */
   droppedAtSeq: number;
   done: DoneLog;
+  /** Files uploaded to this channel (id -> uploader and ref), so posts can attach them. Absent in states saved before files existed. */
+  files?: Dict<{ by: string; ref: FileRef }>;
 }
 
 /** Channel events. */
@@ -75,7 +79,8 @@ export type ChannelEventRec =
   | { type: 'edited'; seq: number; text: string; mentions: string[]; channelMention: boolean; by: string; at: number }
   | { type: 'deleted'; seq: number; by: string; at: number }
   | { type: 'reaction'; seq: number; emoji: string; user: string; add: boolean }
-  | { type: 'pinned'; seq: number; pinned: boolean; by: string };
+  | { type: 'pinned'; seq: number; pinned: boolean; by: string }
+  | { type: 'fileAdded'; by: string; file: FileRef };
 
 /** State of a channel that was never created. */
 export function initialChannel(): ChannelState {
@@ -179,6 +184,9 @@ export function applyChannel(s: ChannelState, e: ChannelEventRec): ChannelState 
       pushUpdate(s, { type: 'pin', ...base, seq: e.seq, pinned: e.pinned, by: e.by, atSeq });
       break;
     }
+    case 'fileAdded':
+      (s.files ??= {})[e.file.id] = { by: e.by, ref: { ...e.file } };
+      break;
   }
   return s;
 }
@@ -213,5 +221,6 @@ export function view(m: StoredMessage): MessageView {
   if (m.pinned) v.pinned = true;
   if (m.mentions?.length) v.mentions = [...m.mentions];
   if (m.channelMention) v.channelMention = true;
+  if (m.files?.length) v.files = m.files.map((f) => ({ ...f }));
   return v;
 }

@@ -9,6 +9,8 @@ import { BadMessageError, EventSourcedActor, type Clock, type MessageMeta } from
 import { CHAT_CONFLICT, chatError } from '../errors.ts';
 import type { Notifier } from '../notifier.ts';
 import type { QueryStore } from '../query-store.ts';
+import type { WorkspaceQuotas } from '../workspace-actor.ts';
+import type { Search } from '../search.ts';
 import type { Role } from '../protocol.ts';
 import { recall, remember, type DoneLog } from './dedup.ts';
 import type { MemberRoleReply } from './internal.ts';
@@ -29,8 +31,12 @@ export interface ChatOptions {
   typingThrottleMs: number;
   /** Timeout of asks between domain actors (role look-ups, read state). Default 2000. */
   internalAskTimeoutMs: number;
+  /** Per-workspace quotas (workspace actor). Default DEFAULT_WORKSPACE_QUOTAS. */
+  workspaceQuotas?: WorkspaceQuotas | undefined;
   /** The read side (optional): history, threads, member lists and profiles are read through it after the permission check; without it, from actor memory. */
   queryStore?: QueryStore | undefined;
+  /** Message search (optional): without it the `search` op answers CHAT_INVALID. */
+  search?: Search | undefined;
 }
 
 /** The defaults of ChatOptions (without the notifier). */

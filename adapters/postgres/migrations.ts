@@ -141,6 +141,59 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX chorus_projection_positions_ws ON chorus_projection_positions (ws)`,
     ],
   },
+  {
+    // Message search (adapters/postgres/pg-search.ts, docs/search.md): one row per live message, filled by the
+    // 'search' projection; positions in chorus_projection_positions under projection 'search'.
+    version: 3,
+    name: 'message search',
+    statements: [
+      `CREATE TABLE chat_search (
+         ws        text    NOT NULL,
+         ch        text    NOT NULL,
+         seq       bigint  NOT NULL,
+         user_id   text    NOT NULL,
+         ts        bigint  NOT NULL,
+         text      text    NOT NULL,
+         parent    bigint,
+         edited_at bigint,
+         has_file  boolean NOT NULL DEFAULT false,
+         reactions jsonb,
+         tsv       tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
+         PRIMARY KEY (ws, ch, seq)
+       )`,
+      `CREATE INDEX chat_search_tsv ON chat_search USING GIN (tsv)`,
+      // the newest-first walk and filter-only queries (from:, dates) within a workspace
+      `CREATE INDEX chat_search_ws_ts ON chat_search (ws, ts DESC)`,
+    ],
+  },
+  {
+    // File metadata (adapters/postgres/sql-file-catalog.ts, docs/files.md): one row per stored upload,
+    // written after the bytes are committed to the FileStore; read counts drive the tiering job.
+    version: 4,
+    name: 'file metadata',
+    statements: [
+      `CREATE TABLE chorus_files (
+         id            text    PRIMARY KEY,
+         ws            text    NOT NULL,
+         ch            text    NOT NULL,
+         uploader      text    NOT NULL,
+         name          text    NOT NULL,
+         type          text    NOT NULL,
+         size          bigint  NOT NULL,
+         sha256        text    NOT NULL,
+         created       bigint  NOT NULL,
+         key           text    NOT NULL,
+         storage_class text    NOT NULL DEFAULT 'STANDARD',
+         read_count    integer NOT NULL DEFAULT 0,
+         last_read     bigint
+       )`,
+      // the tiering job walks files by age
+      `CREATE INDEX chorus_files_created ON chorus_files (created, id)`,
+      `CREATE INDEX chorus_files_channel ON chorus_files (ws, ch, created)`,
+      // the file refs a message carries (MessageView.files), so history read from the query side shows them
+      `ALTER TABLE chat_messages ADD COLUMN files jsonb`,
+    ],
+  },
 ];
 
 /** The database was migrated by newer code than this: running on it could corrupt data. */

@@ -44,7 +44,7 @@ export interface PostgresQueryStoreOptions {
 
 type Row = Record<string, unknown>;
 
-const MSG_COLS = 'seq, user_id, ts, text, parent, reply_count, last_reply_at, edited_at, deleted, reactions, pinned, client_msg_id, mentions, channel_mention';
+const MSG_COLS = 'seq, user_id, ts, text, parent, reply_count, last_reply_at, edited_at, deleted, reactions, pinned, client_msg_id, mentions, channel_mention, files';
 const POS = `(SELECT coalesce(max(pos), 0) AS at_pos FROM chorus_projection_positions WHERE projection = $1 AND stream = $2) p`;
 const NO_BOUND = Number.MAX_SAFE_INTEGER;
 
@@ -75,6 +75,8 @@ export function viewOf(r: Row): MessageView {
   const mentions = r.mentions as string[] | null;
   if (mentions?.length) v.mentions = [...mentions];
   if (r.channel_mention) v.channelMention = true;
+  const files = r.files as MessageView['files'] | null | undefined;
+  if (files?.length) v.files = files.map((f) => ({ ...f }));
   return v;
 }
 

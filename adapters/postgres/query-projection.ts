@@ -20,6 +20,7 @@
 import { codec as defaultCodec, type Codec } from '../../runtime/codec.ts';
 import type { LogEntry } from '../../runtime/log/event-log.ts';
 import type { ChannelEventRec } from '../../actors/lib/channel-state.ts';
+import type { FileRef } from '../../actors/events.ts';
 import type { UserEventRec } from '../../actors/lib/user-state.ts';
 import type { WorkspaceEventRec } from '../../actors/lib/workspace-state.ts';
 import type { SqlQueryable } from './sql-client.ts';
@@ -71,6 +72,8 @@ interface MsgRow {
   ws: string; ch: string; seq: number; user: string; ts: number; text: string; parent: number | null;
   replyCount: number; lastReplyAt: number | null; editedAt: number | null; deleted: boolean;
   reactions: Record<string, string[]> | null; pinned: boolean; cmid: string; mentions: string[] | null; channelMention: boolean;
+  /** Attached files (MessageView.files); absent or null when none. */
+  files?: FileRef[] | null;
 }
 interface ChanRow { ws: string; ch: string; name: string; kind: string; topic: string; createdBy: string; createdAt: number; memberCount: number; latestSeq: number }
 interface ChanMemberRow { joinedAt: number; by: string; ord: number }
@@ -132,17 +135,7 @@ export async function applyEntries(
   if (!streams.length) return result;
 
   // 1. positions, locked (sorted, so concurrent runners lock in the same order)
-  await tx.query(
-    `INSERT INTO chorus_projection_positions (projection, stream, ws, pos, updated_at)
-     SELECT $1, s, w, 0, $4 FROM unnest($2::text[], $3::text[]) AS t(s, w)
-     ON CONFLICT (projection, stream) DO NOTHING`,
-    [projection, streams, streams.map(wsOfStream), now],
-  );
-  const locked = await tx.query<{ stream: string; pos: number }>(
-    `SELECT stream, pos FROM chorus_projection_positions WHERE projection = $1 AND stream = ANY($2::text[]) ORDER BY stream FOR UPDATE`,
-    [projection, streams],
-  );
-  const pos = new Map<string, number>(locked.map((r) => [r.stream, Number(r.pos)]));
+  const pos = await lockPositions(tx, projection, streams, now);
   const before = new Map(pos);
 
   // 2. decode what is new
@@ -179,17 +172,40 @@ export async function applyEntries(
   }
 
   // 4. positions
-  const changed = streams.filter((s) => pos.get(s) !== before.get(s));
-  if (changed.length) {
-    await tx.query(
-      `UPDATE chorus_projection_positions p SET pos = t.pos, updated_at = $4
-         FROM unnest($2::text[], $3::bigint[]) AS t(stream, pos)
-        WHERE p.projection = $1 AND p.stream = t.stream`,
-      [projection, changed, changed.map((s) => pos.get(s)!), now],
-    );
-  }
+  await storePositions(tx, projection, new Map(streams.filter((s) => pos.get(s) !== before.get(s)).map((s) => [s, pos.get(s)!])), now);
   result.positions = pos;
   return result;
+}
+
+/**
+ * Creates the missing position rows of `streams` for `projection` and locks
+ * them (FOR UPDATE, in stream order so concurrent writers lock alike);
+ * resolves to each stream's stored position. Inside the caller's transaction.
+ */
+export async function lockPositions(tx: SqlQueryable, projection: string, streams: readonly string[], now = Date.now()): Promise<Map<string, number>> {
+  const sorted = [...streams].sort();
+  await tx.query(
+    `INSERT INTO chorus_projection_positions (projection, stream, ws, pos, updated_at)
+     SELECT $1, s, w, 0, $4 FROM unnest($2::text[], $3::text[]) AS t(s, w)
+     ON CONFLICT (projection, stream) DO NOTHING`,
+    [projection, sorted, sorted.map(wsOfStream), now],
+  );
+  const locked = await tx.query<{ stream: string; pos: number }>(
+    `SELECT stream, pos FROM chorus_projection_positions WHERE projection = $1 AND stream = ANY($2::text[]) ORDER BY stream FOR UPDATE`,
+    [projection, sorted],
+  );
+  return new Map<string, number>(locked.map((r) => [r.stream, Number(r.pos)]));
+}
+
+/** Stores new positions of streams whose rows `lockPositions` created and locked. */
+export async function storePositions(tx: SqlQueryable, projection: string, moved: ReadonlyMap<string, number>, now = Date.now()): Promise<void> {
+  if (!moved.size) return;
+  await tx.query(
+    `UPDATE chorus_projection_positions p SET pos = t.pos, updated_at = $4
+       FROM unnest($2::text[], $3::bigint[]) AS t(stream, pos)
+      WHERE p.projection = $1 AND p.stream = t.stream`,
+    [projection, [...moved.keys()], [...moved.values()], now],
+  );
 }
 
 // ---- keys ----------------------------------------------------------------------
@@ -319,6 +335,7 @@ export function msgFromRow(r: Record<string, unknown>): MsgRow {
     editedAt: r.edited_at === null || r.edited_at === undefined ? null : Number(r.edited_at), deleted: Boolean(r.deleted),
     reactions: reactionsFromJson(r.reactions), pinned: Boolean(r.pinned), cmid: String(r.client_msg_id),
     mentions: (r.mentions as string[] | null) ?? null, channelMention: Boolean(r.channel_mention),
+    files: (r.files as FileRef[] | null | undefined) ?? null,
   };
 }
 
@@ -389,6 +406,7 @@ function foldChannel(f: Fold, ws: string, ch: string, e: ChannelEventRec, ord: n
         lastReplyAt: m.lastReplyAt ?? null, editedAt: m.editedAt ?? null, deleted: m.deleted === true,
         reactions: m.reactions ? structuredClone(m.reactions) : null, pinned: m.pinned === true, cmid: m.cmid,
         mentions: m.mentions?.length ? [...m.mentions] : null, channelMention: m.channelMention === true,
+        files: m.files?.length ? m.files.map((x) => ({ ...x })) : null,
       };
       f.msgs.set(k3(ws, ch, m.seq), row);
       const c = chanRow(f, ws, ch);
@@ -578,13 +596,13 @@ function changes<R>(t: Table<R>): { up: Array<[string[], R]>; del: string[][] } 
 const MSG_COLS: readonly Col[] = [
   ['ws', 'text'], ['ch', 'text'], ['seq', 'bigint'], ['user_id', 'text'], ['ts', 'bigint'], ['text', 'text'], ['parent', 'bigint'],
   ['reply_count', 'integer'], ['last_reply_at', 'bigint'], ['edited_at', 'bigint'], ['deleted', 'boolean'], ['reactions', 'jsonb'],
-  ['pinned', 'boolean'], ['client_msg_id', 'text'], ['mentions', 'jsonb'], ['channel_mention', 'boolean'],
+  ['pinned', 'boolean'], ['client_msg_id', 'text'], ['mentions', 'jsonb'], ['channel_mention', 'boolean'], ['files', 'jsonb'],
 ];
 
 /** Rows in chat_messages column order (also used by the bench's bulk loader and the shard copier). */
 export function msgValues(m: MsgRow): unknown[] {
   return [m.ws, m.ch, m.seq, m.user, m.ts, m.text, m.parent, m.replyCount, m.lastReplyAt, m.editedAt, m.deleted,
-    m.reactions ? Object.entries(m.reactions) : null, m.pinned, m.cmid, m.mentions, m.channelMention];
+    m.reactions ? Object.entries(m.reactions) : null, m.pinned, m.cmid, m.mentions, m.channelMention, m.files ?? null];
 }
 
 /** Upserts message rows (exported for bulk loads: the bench and tests). */

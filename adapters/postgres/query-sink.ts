@@ -10,7 +10,7 @@ import type { LogEntry } from '../../runtime/log/event-log.ts';
 import type { Codec } from '../../runtime/codec.ts';
 import { migrate } from './migrations.ts';
 import { applyEntries, QUERY_PROJECTION, wsOfStream, type ApplyResult } from './query-projection.ts';
-import type { QueryRouting } from './shard-router.ts';
+import { ShardWriteGate, type QueryRouting } from './shard-router.ts';
 import { RETRYABLE_SQLSTATES, sqlState, type SqlClient } from './sql-client.ts';
 
 /** Options of PostgresProjectionSink; every field has a default. */
@@ -28,12 +28,13 @@ export interface ProjectionSinkOptions {
 export class PostgresProjectionSink {
   private readonly projection: string;
   private readonly maxAttempts: number;
-  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly gate: ShardWriteGate;
   private readyP: Promise<unknown> | undefined;
 
   constructor(private readonly routing: QueryRouting, private readonly opts: ProjectionSinkOptions = {}) {
     this.projection = opts.projection ?? QUERY_PROJECTION;
     this.maxAttempts = opts.maxAttempts ?? 10;
+    this.gate = new ShardWriteGate(routing);
   }
 
   /** Resolves once every database is migrated. */
@@ -45,13 +46,7 @@ export class PostgresProjectionSink {
   /** The stored position of every stream, each from the shard its workspace routes to now. */
   async positions(): Promise<Map<string, number>> {
     await this.ready();
-    const out = new Map<string, number>();
-    for (const db of this.routing.dbs()) {
-      const rows = await db.sql.primary.query<{ stream: string; ws: string; pos: number }>(
-        'SELECT stream, ws, pos FROM chorus_projection_positions WHERE projection = $1', [this.projection]);
-      for (const r of rows) if (this.routing.dbFor(r.ws).id === db.id) out.set(r.stream, Number(r.pos));
-    }
-    return out;
+    return projectionPositions(this.routing, this.projection);
   }
 
   /**
@@ -61,23 +56,12 @@ export class PostgresProjectionSink {
    */
   async apply(entries: readonly LogEntry[]): Promise<ApplyResult> {
     await this.ready();
-    const wss = [...new Set(entries.map((e) => wsOfStream(e.stream)))];
-    for (;;) {
-      const holds = wss.map((ws) => this.routing.hold?.(ws)).filter((h): h is Promise<void> => h !== undefined);
-      if (!holds.length) break;
-      await Promise.all(holds);
-    }
-    // no await between the hold check and registering the write: a barrier taken after a hold sees this write, or this write saw the hold
-    const p = this.write(entries);
-    this.inflight.add(p);
-    const done = () => this.inflight.delete(p);
-    p.then(done, done);
-    return p;
+    return this.gate.run(entries.map((e) => wsOfStream(e.stream)), () => this.write(entries));
   }
 
   /** Resolves when every write that started before the call has finished (the shard move tool's switch barrier). */
-  async barrier(): Promise<void> {
-    await Promise.allSettled([...this.inflight]);
+  barrier(): Promise<void> {
+    return this.gate.barrier();
   }
 
   private async write(entries: readonly LogEntry[]): Promise<ApplyResult> {
@@ -99,6 +83,17 @@ export class PostgresProjectionSink {
     }));
     return total;
   }
+}
+
+/** The stored positions of `projection`: every stream, each from the shard its workspace routes to now. */
+export async function projectionPositions(routing: QueryRouting, projection: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const db of routing.dbs()) {
+    const rows = await db.sql.primary.query<{ stream: string; ws: string; pos: number }>(
+      'SELECT stream, ws, pos FROM chorus_projection_positions WHERE projection = $1', [projection]);
+    for (const r of rows) if (routing.dbFor(r.ws).id === db.id) out.set(r.stream, Number(r.pos));
+  }
+  return out;
 }
 
 /** `applyEntries` in a transaction on `client`, retried on lost races. */

@@ -13,3 +13,4 @@ export * from './query-sink.ts';
 export * from './query-tables.ts';
 export * from './pg-query-store.ts';
 export * from './shard-move.ts';
+export * from './pg-search.ts';

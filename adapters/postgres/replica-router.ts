@@ -25,6 +25,7 @@
 import type { Logger, Metrics } from '../../runtime/metrics.ts';
 import { noopMetrics, silentLogger } from '../../runtime/metrics.ts';
 import { sqlState, type SqlClient, type SqlQueryable } from './sql-client.ts';
+import { timedSql } from './sql-metrics.ts';
 
 /** The WAL position of a session's last write ('' before any). */
 export class SqlSession {
@@ -98,7 +99,10 @@ export function isConnectionError(err: unknown): boolean {
 
 interface Replica {
   readonly name: string;
+  /** Timed (database_query_duration_seconds, role replica): what reads run on. */
   readonly client: SqlClient;
+  /** Untimed: the probe's WAL-position queries, which would only dilute the histogram. */
+  readonly raw: SqlClient;
   /** Last replay position seen. */
   replay: number;
   /** ms behind the primary at the last probe. */
@@ -108,8 +112,15 @@ interface Replica {
   up: boolean;
 }
 
-/** A primary and its streaming replicas. */
+/**
+ * A primary and its streaming replicas. Statements of reads and writes are
+ * timed in `database_query_duration_seconds{db, role}` (role `primary` or
+ * `replica`, db = the `name` option); the lag probes are not.
+ */
 export class ReplicatedSql implements SqlRouter {
+  /** The primary, timed (role `primary`). */
+  readonly primary: SqlClient;
+  private readonly rawPrimary: SqlClient;
   private readonly replicas: Replica[];
   private readonly o: Required<Omit<ReplicatedSqlOptions, 'replicaNames'>>;
   private next = 0;
@@ -122,7 +133,7 @@ export class ReplicatedSql implements SqlRouter {
   private readonly lagGauge;
   private readonly upGauge;
 
-  constructor(readonly primary: SqlClient, replicas: readonly SqlClient[], options: ReplicatedSqlOptions = {}) {
+  constructor(primary: SqlClient, replicas: readonly SqlClient[], options: ReplicatedSqlOptions = {}) {
     this.o = {
       maxLagMs: options.maxLagMs ?? 1000,
       probeMs: options.probeMs ?? 200,
@@ -135,8 +146,13 @@ export class ReplicatedSql implements SqlRouter {
     const problems: string[] = [];
     for (const k of ['maxLagMs', 'probeMs', 'downForMs'] as const) if (!Number.isSafeInteger(this.o[k]) || this.o[k] < 1) problems.push(`${k} must be a positive integer`);
     if (problems.length) throw new RangeError(`ReplicatedSql options: ${problems.join('; ')}`);
-    this.replicas = replicas.map((client, i) => ({ name: options.replicaNames?.[i] ?? `replica-${i}`, client, replay: 0, lagMs: Infinity, downUntil: 0, up: true }));
     const m = this.o.metrics;
+    this.rawPrimary = primary;
+    this.primary = timedSql(primary, { metrics: m, db: this.o.name, role: 'primary' });
+    this.replicas = replicas.map((raw, i) => ({
+      name: options.replicaNames?.[i] ?? `replica-${i}`, client: timedSql(raw, { metrics: m, db: this.o.name, role: 'replica' }), raw,
+      replay: 0, lagMs: Infinity, downUntil: 0, up: true,
+    }));
     this.reads = m.counter('chorus_pg_reads_total', 'Query-store reads by database, target (primary/replica) and why the primary answered', ['db', 'target', 'reason']);
     this.lagGauge = m.gauge('chorus_pg_replica_lag_seconds', 'Replay lag of a read replica behind its primary (seconds)', ['db', 'replica']);
     this.upGauge = m.gauge('chorus_pg_replica_up', '1 when a read replica answers its probe', ['db', 'replica']);
@@ -201,7 +217,7 @@ export class ReplicatedSql implements SqlRouter {
   /** Asks the replica for its replay position now (the probe's may be a few ms old). */
   private async caughtUp(r: Replica, need: number): Promise<boolean> {
     try {
-      const [row] = await r.client.query<{ lsn: string | null }>('SELECT pg_last_wal_replay_lsn()::text AS lsn');
+      const [row] = await r.raw.query<{ lsn: string | null }>('SELECT pg_last_wal_replay_lsn()::text AS lsn');
       r.replay = Math.max(r.replay, lsnValue(row?.lsn));
       return r.replay >= need;
     } catch (err) {
@@ -223,7 +239,7 @@ export class ReplicatedSql implements SqlRouter {
   private async probe(): Promise<void> {
     const now = Date.now();
     try {
-      const [row] = await this.primary.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
+      const [row] = await this.rawPrimary.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
       this.samples.push([now, lsnValue(row?.lsn)]);
     } catch {
       // the primary is down: replicas keep their last known lag; writes fail on their own
@@ -233,7 +249,7 @@ export class ReplicatedSql implements SqlRouter {
     await Promise.all(this.replicas.map(async (r) => {
       if (r.downUntil > now && !r.up && r.downUntil - now > this.o.probeMs) return;
       try {
-        const [row] = await r.client.query<{ lsn: string | null }>('SELECT pg_last_wal_replay_lsn()::text AS lsn');
+        const [row] = await r.raw.query<{ lsn: string | null }>('SELECT pg_last_wal_replay_lsn()::text AS lsn');
         r.replay = Math.max(r.replay, lsnValue(row?.lsn));
         r.lagMs = this.lagOf(r.replay, now);
         r.downUntil = 0;
@@ -267,6 +283,6 @@ export class ReplicatedSql implements SqlRouter {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     await this.probing;
-    if (this.o.closeClients) await Promise.all([this.primary.close(), ...this.replicas.map((r) => r.client.close())]);
+    if (this.o.closeClients) await Promise.all([this.rawPrimary.close(), ...this.replicas.map((r) => r.raw.close())]);
   }
 }

@@ -37,6 +37,40 @@ export interface QueryRouting {
   hold?(ws: string): Promise<void> | undefined;
 }
 
+/**
+ * The switch gate of a writer of the shard databases (the projection sinks,
+ * the search index): a write of workspaces that are being switched to
+ * another shard (`QueryRouting.hold`) waits until the switch is done, and the
+ * writes under way are tracked so the move tool can wait for them
+ * (`barrier`). A write must pick its database before its first await.
+ */
+export class ShardWriteGate {
+  private readonly inflight = new Set<Promise<unknown>>();
+
+  constructor(private readonly routing: QueryRouting) {}
+
+  /** Waits while any of `wss` is held, then starts `write` and tracks it until it settles. */
+  async run<T>(wss: Iterable<string>, write: () => Promise<T>): Promise<T> {
+    const list = [...new Set(wss)];
+    for (;;) {
+      const holds = list.map((ws) => this.routing.hold?.(ws)).filter((h): h is Promise<void> => h !== undefined);
+      if (!holds.length) break;
+      await Promise.all(holds);
+    }
+    // no await between the hold check and registering the write: a barrier taken after a hold sees this write, or this write saw the hold
+    const p = write();
+    this.inflight.add(p);
+    const done = () => this.inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Resolves when every write that started before the call has finished (the shard move tool's switch barrier). */
+  async barrier(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+  }
+}
+
 /** One database for everything (embedded, or an unsharded cluster). */
 export function singleRouting(sql: SqlRouter | SqlClient, id = 'main'): QueryRouting {
   const db: QueryDb = { id, sql: 'dialect' in sql ? singleSql(sql) : sql };

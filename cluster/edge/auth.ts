@@ -84,6 +84,11 @@ export class TokenSigner {
     return c;
   }
 
+  /** The moment (ms since the epoch) after which `verify` refuses these claims as expired. */
+  expiresAtMs(claims: Pick<TokenClaims, 'exp'>): number {
+    return (claims.exp + this.leewaySec) * 1000;
+  }
+
   /** Refuses a token id from now on (until its expiry). */
   revoke(claims: Pick<TokenClaims, 'jti' | 'exp'>): void {
     this.revoked.set(claims.jti, claims.exp);

@@ -5,14 +5,16 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import {
   COMMANDS, EDGE_COMMANDS, channelSubject, routeOf, userSubject, workspaceSubject, type CommandSpec,
 } from '../../actors/protocol.ts';
+import { CHAT_RATE_LIMITED } from '../../actors/errors.ts';
 import {
   codec, toChorusError, ChorusError, silentLogger, noopMetrics,
   type Clock, type Disposable, type Logger, type Metrics, type Transport, type Counter, type Gauge, type Histogram,
 } from '../../runtime/index.ts';
 import type { ChorusNode } from '../chorus-node.ts';
 import { AuthError, bearerOf, type TokenSigner } from './auth.ts';
-import { CLOSE, EDGE_ERRORS } from './close-codes.ts';
+import { CLOSE, EDGE_ERRORS, closeForProtocolError } from './close-codes.ts';
 import { DEFAULT_SESSION_LIMITS, Session, textFrame, type ChannelSubState, type SessionLimits } from './session.ts';
+import { TokenBucket } from './rate-limit.ts';
 
 /** Settings of the edge. */
 export interface EdgeOptions {
@@ -43,6 +45,9 @@ type SocketWithSession = WebSocket & { [SESSION]?: Session };
 /** Sessions pinged per loop turn, and session refreshes in flight at once (see pingAll, refreshSessions). */
 const HOUSEKEEPING_SLICE = 500;
 
+/** Events a session holds per workspace while its membership is being checked (more are dropped). */
+const HELD_EVENTS = 100;
+
 /** Errors after which a gap read is simply tried again. */
 const TEMPORARY = new Set(['CHORUS_ASK_TIMEOUT', 'CHORUS_NODE_UNAVAILABLE', 'CHORUS_NO_OWNER', 'CHORUS_NOT_OWNER', 'CHORUS_BACKEND']);
 
@@ -66,6 +71,8 @@ export class ChatEdge {
   private readonly sessions = new Map<string, Session>();
   /** Open connections per user on this node (the per-user limit). */
   private readonly byUser = new Map<string, number>();
+  /** Frame budget per user on this node, shared by its connections (kept while it has one open). */
+  private readonly userBuckets = new Map<string, TokenBucket>();
   private readonly subjects = new Map<string, SubjectEntry>();
   private readonly o: Required<Omit<EdgeOptions, 'limits'>> & { limits: SessionLimits };
   private readonly logger: Logger;
@@ -102,6 +109,9 @@ export class ChatEdge {
       sessionRefreshMs: opts.sessionRefreshMs ?? 30_000,
       limits: { ...DEFAULT_SESSION_LIMITS, ...opts.limits },
     };
+    // the per-user budget follows the per-connection one unless set: three busy connections' worth
+    this.o.limits.userFramesPerSecond = opts.limits?.userFramesPerSecond ?? 3 * this.o.limits.framesPerSecond;
+    this.o.limits.userFrameBurst = opts.limits?.userFrameBurst ?? 3 * this.o.limits.frameBurst;
     this.logger = (opts.logger ?? silentLogger).child({ component: 'edge' });
     this.clock = opts.clock ?? { now: Date.now } as Clock;
     const clock = this.clock;
@@ -173,8 +183,10 @@ export class ChatEdge {
   private onConnection(socket: WebSocket, claims: ReturnType<TokenSigner['verify']>, device: string): void {
     const id = randomBytes(9).toString('base64url').replace(/[^A-Za-z0-9_-]/g, '_');
     const s = new Session(id, socket, claims.sub, claims.ws, device, this.o.limits, this.now);
+    s.expiresAtMs = this.signer.expiresAtMs(claims);
     this.sessions.set(id, s);
     this.byUser.set(s.user, (this.byUser.get(s.user) ?? 0) + 1);
+    if (!this.userBuckets.has(s.user)) this.userBuckets.set(s.user, new TokenBucket(this.o.limits.userFrameBurst, this.o.limits.userFramesPerSecond, this.now));
     this.m.connections.inc();
     const ws = socket as SocketWithSession;
     ws[SESSION] = s;
@@ -182,17 +194,58 @@ export class ChatEdge {
     ws.on('message', this.listeners.message);
     ws.on('close', this.listeners.close);
     ws.on('error', this.listeners.error);
+    // ws closes a socket whose frames break the protocol (invalid UTF-8, too big) without a reason: close first, with one
+    (socket as unknown as { _receiver?: { prependListener?(e: 'error', l: (err: Error & { code?: string }) => void): void } })._receiver
+      ?.prependListener?.('error', (err) => { const c = closeForProtocolError(err.code); s.close(c.code, c.reason); });
     s.send(JSON.stringify({ type: 'hello', session: id, user: s.user, node: this.node.nodeId, workspaces: claims.ws }));
-    for (const ws of claims.ws) if (ws !== '*') this.ensureWorkspace(s, ws);
+    // a token names workspaces, but only membership lets events through: held until the user actor confirms it
+    for (const ws of claims.ws) if (ws !== '*') this.ensureWorkspace(s, ws, false);
   }
 
-  /** First use of a workspace by a session: receive its user and workspace events and tell the user actor about the session. */
-  private ensureWorkspace(s: Session, ws: string): void {
-    if (s.workspaces.includes(ws)) return;
+  /**
+   * First use of a workspace by a session: receive its user and workspace
+   * events and tell the user actor about the session. `member` says whether
+   * membership is proven (an op in that workspace succeeded); if not, the
+   * session's events of that workspace are held (at most HELD_EVENTS) until
+   * the user actor accepts the session, which it does for members only, and
+   * dropped with the subscriptions if it refuses: a token that names a
+   * workspace (a removed member's, a '*'-less grant) reads none of its events.
+   */
+  private ensureWorkspace(s: Session, ws: string, member = true): void {
+    if (s.workspaces.includes(ws)) {
+      if (member) this.releaseHeld(s, ws);
+      return;
+    }
     s.workspaces.push(ws);
+    if (!member) (s.held ??= new Map()).set(ws, []);
     this.joinSubject(userSubject(ws, s.user), s);
     this.joinSubject(workspaceSubject(ws), s);
-    this.askUser(ws, s.user, { op: 'sessionOpened', by: s.user, ws, sessionId: s.id, node: this.node.nodeId, device: s.device });
+    const opened = this.askUser(ws, s.user, { op: 'sessionOpened', by: s.user, ws, sessionId: s.id, node: this.node.nodeId, device: s.device });
+    if (!member) {
+      void opened.then((r) => {
+        if (s.closed || !s.held?.has(ws)) return;
+        if (r === undefined) this.leaveWorkspace(s, ws); // refused (not a member) or failed: no events
+        else this.releaseHeld(s, ws);
+      });
+    }
+  }
+
+  /** Membership proven: the held events of `ws` go out in order and later ones flow. */
+  private releaseHeld(s: Session, ws: string): void {
+    const held = s.held?.get(ws);
+    if (!held) return;
+    s.held!.delete(ws);
+    for (const f of held) s.sendFrame(f);
+  }
+
+  /** The session gets nothing more of `ws`: channels, user and workspace events. */
+  private leaveWorkspace(s: Session, ws: string): void {
+    this.dropWorkspace(s, ws);
+    s.held?.delete(ws);
+    const i = s.workspaces.indexOf(ws);
+    if (i >= 0) s.workspaces.splice(i, 1);
+    this.leaveSubject(userSubject(ws, s.user), s);
+    this.leaveSubject(workspaceSubject(ws), s);
   }
 
   private onClose(s: Session): void {
@@ -201,7 +254,10 @@ export class ChatEdge {
     this.m.connections.dec();
     const n = (this.byUser.get(s.user) ?? 1) - 1;
     if (n > 0) this.byUser.set(s.user, n);
-    else this.byUser.delete(s.user);
+    else {
+      this.byUser.delete(s.user);
+      this.userBuckets.delete(s.user);
+    }
     for (const st of s.chans.values()) this.leaveSubject(st.subject, s);
     for (const ws of s.workspaces) {
       this.leaveSubject(userSubject(ws, s.user), s);
@@ -211,25 +267,29 @@ export class ChatEdge {
     if (!this.closing) for (const ws of s.workspaces) this.askUser(ws, s.user, { op: 'sessionClosed', by: s.user, ws, sessionId: s.id });
   }
 
-  /** Tells a user actor about its sessions; never rejects (a failure is logged at debug). */
+  /** Tells a user actor about its sessions; never rejects (a failure is logged at debug and resolves undefined). */
   private askUser(ws: string, user: string, msg: Record<string, unknown>): Promise<unknown> {
     const spec = (EDGE_COMMANDS as Record<string, CommandSpec>)[msg.op as string]!;
     const parsed = spec.schema.safeParse(msg);
     if (!parsed.success) return Promise.resolve();
     const route = routeOf(msg.op as 'sessionOpened', { by: user, ws });
-    return this.node.ref(route.type, route.key).ask(parsed.data).catch((err) => this.logger.debug({ err: (err as Error).message }, 'session update failed'));
+    return this.node.ref(route.type, route.key).ask(parsed.data).then((r) => r ?? null, (err) => this.logger.debug({ err: (err as Error).message }, 'session update failed'));
   }
 
   // ---- frames ------------------------------------------------------------
 
   private onFrame(s: Session, data: RawData, isBinary: boolean): void {
     if (s.closed) return;
+    if (Date.now() > s.expiresAtMs) return this.expire(s); // wall-clock time, as the token's exp
     if (isBinary) {
       this.m.frames.inc({ outcome: 'binary' });
       return this.reject(s, undefined, EDGE_ERRORS.EDGE_BAD_FRAME, 'binary frames are not accepted; send JSON text');
     }
     // parsed before the rate check (a frame is at most maxFrameBytes), so a refused request is answered with its id
-    const limited = !s.bucket.take();
+    const connLimited = !s.bucket.take();
+    const userBucket = this.userBuckets.get(s.user);
+    const userLimited = !connLimited && userBucket !== undefined && !userBucket.take();
+    const limited = connLimited || userLimited;
     if (limited && ++s.rejectedInARow >= this.o.limits.floodCloseAfter) {
       this.m.frames.inc({ outcome: 'rate_limited' });
       this.m.closes.inc({ code: EDGE_ERRORS.EDGE_FLOOD });
@@ -255,6 +315,7 @@ export class ChatEdge {
     }
     if (limited) {
       this.m.frames.inc({ outcome: 'rate_limited' });
+      if (userLimited) return this.reject(s, id, CHAT_RATE_LIMITED, 'too many frames from this user (all connections)', { retryAfterMs: userBucket!.retryAfterMs() });
       return this.reject(s, id, EDGE_ERRORS.EDGE_RATE_LIMITED, 'too many frames', { retryAfterMs: s.bucket.retryAfterMs() });
     }
     if (s.inFlight >= this.o.limits.maxInFlight) {
@@ -274,6 +335,12 @@ export class ChatEdge {
         s.send(JSON.stringify({ type: 'reply', id, ok: false, error: e.toJSON() }));
       },
     ).finally(() => { s.inFlight--; });
+  }
+
+  /** The session's token expired: closed 4001 (the client reconnects with a fresh token). */
+  private expire(s: Session): void {
+    this.m.closes.inc({ code: 'AUTH_EXPIRED' });
+    s.close(CLOSE.UNAUTHORIZED, 'token expired: reconnect with a fresh token');
   }
 
   private reject(s: Session, id: unknown, code: string, message: string, details?: Record<string, unknown>): void {
@@ -451,7 +518,17 @@ export class ChatEdge {
       for (const [s, st] of entry.sessions) if (st && this.deliverChannel(s, st, event, out)) delivered++;
     } else {
       for (const s of entry.sessions.keys()) {
-        if (event.type === 'removed_from_workspace' || (event.type === 'member_removed' && event.user === s.user)) this.dropWorkspace(s, event.ws);
+        const held = s.held?.get(event.ws);
+        if (held) {
+          if (held.length < HELD_EVENTS) held.push(frameOf(out));
+          continue;
+        }
+        // removed: this event is the last the session gets of the workspace (channels and events stop)
+        if (event.type === 'removed_from_workspace') this.leaveWorkspace(s, event.ws);
+        else if (event.type === 'member_removed' && event.user === s.user) {
+          this.dropWorkspace(s, event.ws);
+          this.leaveSubject(workspaceSubject(event.ws), s);
+        }
         if (s.sendFrame(frameOf(out))) delivered++;
       }
     }
@@ -462,7 +539,7 @@ export class ChatEdge {
   private deliverChannel(s: Session, st: ChannelSubState, e: ChannelEventLike, out: Outgoing | undefined): boolean {
     if (st.catchingUp) {
       (st.buffer ??= []).push(e);
-      if (st.buffer.length > 10_000) s.close(CLOSE.SLOW_CONSUMER, 'slow consumer: catch-up backlog over the limit');
+      if (st.buffer.length > this.o.limits.maxHeldEvents) s.close(CLOSE.SLOW_CONSUMER, 'slow consumer: catch-up backlog over the limit');
       return false;
     }
     if (e.type === 'message') {
@@ -507,6 +584,10 @@ export class ChatEdge {
       for (; i < end; i++) {
         const s = all[i]!;
         if (s.closed) continue;
+        if (Date.now() > s.expiresAtMs) {
+          this.expire(s);
+          continue;
+        }
         if (!s.alive) {
           s.socket.terminate();
           continue;

@@ -7,6 +7,8 @@ export const CLOSE = Object.freeze({
   NORMAL: 1000,
   /** The node is shutting down or draining; reconnect (through /api/connect). */
   GOING_AWAY: 1001,
+  /** The client broke the WebSocket protocol (bad opcode, unmasked frame, reserved bits). */
+  PROTOCOL_ERROR: 1002,
   /** Frame was not valid UTF-8 / not JSON text. */
   INVALID_DATA: 1007,
   /** Hostile or abusive behaviour (flooding past the hard limit). */
@@ -32,6 +34,22 @@ export function closeCodeFor(code: string): number {
     case 'EDGE_TOO_MANY_CONNECTIONS': return CLOSE.TOO_MANY_CONNECTIONS;
     case 'EDGE_SHUTDOWN': return CLOSE.GOING_AWAY;
     default: return CLOSE.INTERNAL;
+  }
+}
+
+/**
+ * Close code and reason for a protocol error the ws library found in a
+ * client's frames (its `WS_ERR_*` code). ws closes such a socket itself, with
+ * the right code but no reason; the edge closes first with this one, so every
+ * close says why.
+ */
+export function closeForProtocolError(wsErrCode: string | undefined): { code: number; reason: string } {
+  switch (wsErrCode) {
+    case 'WS_ERR_INVALID_UTF8': return { code: CLOSE.INVALID_DATA, reason: 'invalid UTF-8 in a text frame' };
+    case 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH':
+    case 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH': return { code: CLOSE.TOO_BIG, reason: 'frame over the size limit' };
+    case 'WS_ERR_TOO_MANY_BUFFERED_PARTS': return { code: CLOSE.POLICY, reason: 'message in too many fragments' };
+    default: return { code: CLOSE.PROTOCOL_ERROR, reason: `WebSocket protocol error (${wsErrCode ?? 'unknown'})` };
   }
 }
 

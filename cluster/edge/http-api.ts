@@ -9,14 +9,19 @@ import type { ChatEdge } from './chat-edge.ts';
 import { chooseEdge, type EdgeCandidate } from './edge-router.ts';
 import { joinDemoWorkspace } from './demo-workspace.ts';
 
-/** Reads a small JSON body (at most `limit` bytes). */
-export async function readJson(req: IncomingMessage, limit = 16 * 1024): Promise<Record<string, unknown>> {
+/** Reads a small JSON body (at most `limit` bytes, within `deadlineMs`, default 10 s: a trickled body is cut off). */
+export async function readJson(req: IncomingMessage, limit = 16 * 1024, deadlineMs = 10_000): Promise<Record<string, unknown>> {
   let size = 0;
   const chunks: Buffer[] = [];
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > limit) throw new ChorusError('HTTP_BODY_TOO_LARGE', `body over ${limit} bytes`);
-    chunks.push(c as Buffer);
+  const timer = setTimeout(() => req.destroy(new Error('request body too slow')), deadlineMs);
+  try {
+    for await (const c of req) {
+      size += (c as Buffer).length;
+      if (size > limit) throw new ChorusError('HTTP_BODY_TOO_LARGE', `body over ${limit} bytes`);
+      chunks.push(c as Buffer);
+    }
+  } finally {
+    clearTimeout(timer);
   }
   if (!size) return {};
   try {
@@ -32,6 +37,7 @@ function statusOf(code: string): number {
   if (code === 'AUTH_FORBIDDEN') return 403;
   if (code.startsWith('AUTH_')) return 401;
   if (code === 'HTTP_BODY_TOO_LARGE') return 413;
+  if (code === 'HTTP_NOT_FOUND') return 404;
   if (code.startsWith('HTTP_') || code === 'CHORUS_BAD_MESSAGE') return 400;
   if (code === 'EDGE_NO_EDGE') return 503;
   return 500;
@@ -51,10 +57,6 @@ export function mountChatHttp(http: HttpServer, o: {
   publicUrl: () => string;
   region: string;
   maxConnections?: number;
-  /** Called by POST /admin/drain. */
-  onDrain?: () => void;
-  /** The scale advisor's last explanation (GET /admin/scale). */
-  scale?: () => unknown;
 }): void {
   http.server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -73,32 +75,6 @@ export function mountChatHttp(http: HttpServer, o: {
         const wsUrl = `${choice.edge.url.replace(/^http/, 'ws')}/ws`;
         sendJson(res, 200, { url: wsUrl, node: choice.edge.id, region: choice.edge.region, reason: choice.reason });
         return true;
-      }
-      if (url.pathname.startsWith('/admin/')) {
-        // operator endpoints: a chat user's token gets nothing here
-        const claims = o.signer.verify(bearerOf(req.headers, url));
-        if (claims.kind !== 'operator') throw new AuthError('AUTH_FORBIDDEN', 'operator credentials required');
-        if (req.method === 'GET' && url.pathname === '/admin/actors') {
-          sendJson(res, 200, { node: o.node.nodeId, epoch: o.node.actors.table.epoch, fenced: o.node.actors.fenced, actors: o.node.actors.activeKeys() });
-          return true;
-        }
-        if (req.method === 'GET' && url.pathname === '/admin/placement') {
-          sendJson(res, 200, {
-            node: o.node.nodeId, leader: o.node.supervisor.leaderId, table: o.node.actors.table,
-            members: o.node.supervisor.liveMembers(), history: o.node.supervisor.history(), connections: o.edge.connectionCount,
-          });
-          return true;
-        }
-        if (req.method === 'GET' && url.pathname === '/admin/scale') {
-          sendJson(res, 200, { node: o.node.nodeId, leader: o.node.supervisor.leaderId, isLeader: o.node.supervisor.isLeader, explanation: o.scale?.() ?? null });
-          return true;
-        }
-        if (req.method === 'POST' && url.pathname === '/admin/drain') {
-          sendJson(res, 202, { draining: o.node.nodeId, actors: o.node.actors.activeCount() });
-          o.onDrain?.();
-          return true;
-        }
-        throw new ChorusError('HTTP_NOT_FOUND', `no admin route ${req.method} ${url.pathname}`);
       }
       if (url.pathname === '/api/dev/signin' && req.method === 'POST') {
         if (!o.devSignIn) throw new ChorusError('HTTP_NOT_FOUND', 'dev sign-in is disabled on this node');

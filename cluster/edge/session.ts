@@ -28,11 +28,21 @@ export interface SessionLimits {
   maxBufferedBytes: number;
   /** Channel subscriptions per connection. Default 500. */
   maxSubscriptions: number;
+  /**
+   * Frames per second and burst of one user over all its connections on the
+   * node (a second bucket, shared). Default 3 x framesPerSecond and 3 x
+   * frameBurst (60/s, burst 180): three busy connections, not twenty.
+   */
+  userFramesPerSecond: number;
+  userFrameBurst: number;
+  /** Live channel events one session may hold back while a catch-up read runs; over it the client is a slow consumer (4008). Default 10,000. */
+  maxHeldEvents: number;
 }
 
 /** Defaults of SessionLimits. */
 export const DEFAULT_SESSION_LIMITS: Readonly<SessionLimits> = Object.freeze({
   framesPerSecond: 20, frameBurst: 60, floodCloseAfter: 200, maxInFlight: 64, maxBufferedBytes: 4 * 1024 * 1024, maxSubscriptions: 500,
+  userFramesPerSecond: 60, userFrameBurst: 180, maxHeldEvents: 10_000,
 });
 
 /**
@@ -85,6 +95,10 @@ export class Session {
   readonly bucket: TokenBucket;
   inFlight = 0;
   rejectedInARow = 0;
+  /** When the token stops being valid (ms, leeway included); the edge closes the session 4001 after it. */
+  expiresAtMs = Number.POSITIVE_INFINITY;
+  /** Events held per workspace until the session's membership there is confirmed (see ChatEdge.ensureWorkspace). */
+  held: Map<string, Buffer[]> | undefined;
   alive = true;
   closed = false;
   /** The TCP socket under `socket`, written to directly (see `sendFrame`); undefined if ws's internals are not as expected. */

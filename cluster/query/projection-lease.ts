@@ -20,6 +20,8 @@ const enc = new TextEncoder();
 export interface ProjectionLeaseOptions {
   readonly kv: KvStore;
   readonly nodeId: string;
+  /** The key in the bucket: one lease per projection. Default 'projector' (the query store's). */
+  readonly key?: string;
   /** Life of the lease without renewal. Default 6000 ms. */
   readonly ttlMs?: number;
   /** Called when this node becomes the projector. */
@@ -69,10 +71,10 @@ export class ProjectionLease {
     const b = this.bucket!;
     try {
       if (this.holding) {
-        this.rev = await b.update(KEY, enc.encode(this.o.nodeId), this.rev);
+        this.rev = await b.update(this.o.key ?? KEY, enc.encode(this.o.nodeId), this.rev);
         return;
       }
-      this.rev = await b.create(KEY, enc.encode(this.o.nodeId));
+      this.rev = await b.create(this.o.key ?? KEY, enc.encode(this.o.nodeId));
       this.holding = true;
       this.logger.info({ node: this.o.nodeId }, 'this node now runs the query projections');
       await this.o.onAcquire();
@@ -95,7 +97,7 @@ export class ProjectionLease {
     if (this.holding) {
       this.holding = false;
       await this.o.onRelease().catch(() => undefined);
-      await this.bucket?.delete(KEY).catch(() => undefined);
+      await this.bucket?.delete(this.o.key ?? KEY).catch(() => undefined);
     }
   }
 }

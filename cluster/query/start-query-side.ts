@@ -17,8 +17,8 @@ import pg from 'pg';
 import { join } from 'node:path';
 import type { QueryStore } from '../../actors/query-store.ts';
 import {
-  KvShardDirectory, MemoryShardDirectory, PostgresProjectionSink, PostgresQueryStore, ReplicatedSql, ShardRouter, migrate, pgPoolClient,
-  pgliteClient, singleRouting, type QueryRouting, type ShardDirectory, type SqlClient,
+  KvShardDirectory, MemoryShardDirectory, PostgresProjectionSink, PostgresQueryStore, QUERY_SHARD_PROJECTION, ReplicatedSql, ShardRouter, migrate,
+  pgPoolClient, pgliteClient, singleRouting, timedSql, type QueryRouting, type ShardDirectory, type ShardProjection, type SqlClient,
 } from '../../adapters/postgres/query.ts';
 import { RedisCacheStore } from '../../adapters/redis/index.ts';
 import type { KvStore } from '../../runtime/kv/kv.ts';
@@ -88,8 +88,10 @@ export interface QuerySide {
   readonly cache: TieredCache | undefined;
   /** The projection runner while this node runs the projections. */
   readonly projection: ProjectionRunner | undefined;
-  /** The projection sink (hand it to moveWorkspace as `sink` on the node that runs the projections). */
+  /** The projection sink (its barrier is in `shardProjection`). */
   readonly sink: PostgresProjectionSink;
+  /** The query projection as the shard move tool carries it, with this node's sink barrier (moveWorkspace's `projections`). */
+  readonly shardProjection: ShardProjection;
   close(): Promise<void>;
 }
 
@@ -112,7 +114,7 @@ export async function startQuerySide(o: QuerySideOptions): Promise<QuerySide> {
     let routing: QueryRouting;
     let shards: ShardRouter | undefined;
     if (o.profile === 'embedded') {
-      const client = o.sql ?? (await pgliteClient(join(o.dataDir ?? './data', 'query')));
+      const client = o.sql ?? timedSql(await pgliteClient(join(o.dataDir ?? './data', 'query')), { metrics, db: 'query' });
       if (!o.sql) closers.push(() => client.close());
       routing = singleRouting(client);
     } else {
@@ -181,6 +183,7 @@ export async function startQuerySide(o: QuerySideOptions): Promise<QuerySide> {
     logger.info({ profile: o.profile, shards: routing.dbs().map((d) => d.id), cache: cache ? (o.redisUrl ? 'l1+redis' : 'l1') : 'none', projections: mode }, 'query side started');
     return {
       queryStore, store, routing, shards, cache, sink, close,
+      shardProjection: { ...QUERY_SHARD_PROJECTION, barrier: () => sink.barrier() },
       get projection() {
         return projection;
       },

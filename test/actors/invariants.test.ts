@@ -8,7 +8,7 @@ import { chatCluster, cmid, workspace } from './helpers.ts';
 
 const ws = 'w';
 
-test('idempotency: the same clientMsgId stores once and answers the same', async () => {
+test('idempotency: the same clientMsgId stores once and answers the same (G5)', async () => {
   const f = await chatCluster({ faults: { minDelayMs: 0, maxDelayMs: 3 } });
   try {
     await workspace(f, ws, 'ann', ['bob']);
@@ -47,7 +47,7 @@ test('idempotency: the same clientMsgId stores once and answers the same', async
   }
 });
 
-test('gapless sequence: 50 concurrent posts from 50 users get seqs exactly 1..50', async () => {
+test('gapless sequence: 50 concurrent posts from 50 users get seqs exactly 1..50 (G2)', async () => {
   const f = await chatCluster({ faults: { minDelayMs: 0, maxDelayMs: 5 } });
   try {
     const users = Array.from({ length: 50 }, (_, i) => `u${i}`);
@@ -68,7 +68,7 @@ test('gapless sequence: 50 concurrent posts from 50 users get seqs exactly 1..50
   }
 });
 
-test('per-channel order survives a crash of the channel\'s node: acked posts kept, seqs gapless, no duplicates', async () => {
+test('per-channel order survives a crash of the channel\'s node: acked posts kept, seqs gapless, no duplicates (G2)', async () => {
   const f = await chatCluster({ faults: { minDelayMs: 0, maxDelayMs: 3 } });
   try {
     const users = ['u0', 'u1', 'u2', 'u3', 'u4', 'u5'];

@@ -8,7 +8,7 @@ import { runChaos } from './chaos.ts';
 const seconds = Number(process.env.CHAOS_SECONDS ?? 45);
 const seed = Number(process.env.CHAOS_SEED ?? 20261201);
 
-test(`chaos under load (${seconds} s, seed ${seed}): acknowledged = stored = delivered to every subscriber, no loss, duplicate, gap or double activation`, { timeout: (seconds + 240) * 1000 }, async () => {
+test(`chaos under load (${seconds} s, seed ${seed}): acknowledged = stored = delivered to every subscriber, no loss, duplicate, gap or double activation (G26)`, { timeout: (seconds + 240) * 1000 }, async () => {
   const f = await runChaos({ seconds, seed, log: (s) => console.log(`# chaos ${s}`) });
   console.log(`# chaos figures ${JSON.stringify(f)}`);
   const faults = Object.values(f.faults).reduce((a, b) => a + b, 0);

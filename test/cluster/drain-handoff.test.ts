@@ -20,7 +20,7 @@ class SlowLedger extends Ledger {
 }
 const slowLedgerType: ActorType = { name: 'ledger', create: () => new SlowLedger() };
 
-test('drain under load: every actor of the draining node is released before its new owner activates it', async () => {
+test('drain under load: every actor of the draining node is released before its new owner activates it (G14)', async () => {
   const cluster = await TestCluster.start({ nodes: 3, types: [slowLedgerType], faults: { minDelayMs: 0, maxDelayMs: 3 }, seed: 7 });
   try {
     const keys = Array.from({ length: 12 }, (_, i) => `l${i}`);

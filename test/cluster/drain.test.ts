@@ -45,7 +45,7 @@ async function drain(c: ChorusCluster, victim: NodeProc, acked: readonly Acked[]
   return { drained: victim.id, wasLeader, hostedActors: hosted.length, hosted, drainMs, actorCounts: counts.filter((n, i) => i === 0 || counts[i - 1] !== n) };
 }
 
-test('drain the leader, then another node, under load: actors move before each exits 0, clients only retry, nothing acked is lost', async (t) => {
+test('drain the leader, then another node, under load: actors move before each exits 0, clients only retry, nothing acked is lost (G14)', async (t) => {
   const c = await startChorusCluster({ nodes: 3, natsServers: 3 });
   const undo: Array<() => unknown> = [];
   try {

@@ -5,7 +5,7 @@ import { killNatsUnderLoad } from './scenarios.ts';
 /** What a client may see while JetStream elects a new leader: asks that ran out of time (or an append out of retries), retried with the same clientMsgId. */
 const RETRIABLE = new Set(['CLIENT_TIMEOUT', 'CHORUS_ASK_TIMEOUT', 'CHORUS_NODE_UNAVAILABLE', 'CHORUS_NOT_OWNER', 'CHORUS_NO_OWNER', 'CHORUS_BACKEND']);
 
-test('kill -9 the nats-server leading the log stream under load: acks resume, nothing acked is lost, no duplicates or gaps', async (t) => {
+test('kill -9 the nats-server leading the log stream under load: acks resume, nothing acked is lost, no duplicates or gaps (G8)', async (t) => {
   const f = await killNatsUnderLoad({ channels: 12, users: 6 });
   t.diagnostic(JSON.stringify(f));
   assert.ok(f.ackedBeforeKill >= 60, `a real load ran before the kill (${f.ackedBeforeKill} acked)`);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { killNodeUnderLoad } from './scenarios.ts';
 
-test('kill -9 one Chorus node under load: nothing acked is lost, seqs stay gapless, single activation holds', async (t) => {
+test('kill -9 one Chorus node under load: nothing acked is lost, seqs stay gapless, single activation holds (G7)', async (t) => {
   const f = await killNodeUnderLoad({ nodes: 3, channels: 24, users: 6 });
   t.diagnostic(JSON.stringify(f));
   assert.ok(f.ackedWrites > 50, `a real load ran (${f.ackedWrites} acked)`);

@@ -24,7 +24,7 @@ async function agreedLeader(c: ChorusCluster): Promise<string | undefined> {
   return leaders.size === 1 ? views[0]!.leader : undefined;
 }
 
-test('kill -9 the supervisor leader: another node takes over within the lease, and later changes are still published', async (t) => {
+test('kill -9 the supervisor leader: another node takes over within the lease, and later changes are still published (G15)', async (t) => {
   const c = await startChorusCluster({ nodes: 3, natsServers: 3 });
   try {
     const leaderId = await waitFor(() => agreedLeader(c), { timeoutMs: 15_000, what: 'one leader' });

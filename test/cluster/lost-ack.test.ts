@@ -59,7 +59,7 @@ test('lost ack on an event-sourced append: the retry answers with the stored pos
   await n.stop();
 });
 
-test('lost ack on a chat post: the retried post gets its seq, no CHAT_CONFLICT, and the channel has it once', async () => {
+test('lost ack on a chat post: the retried post gets its seq, no CHAT_CONFLICT, and the channel has it once (G5)', async () => {
   let losePost = false;
   const { n } = node((stream) => stream.startsWith('channel.') && losePost && !(losePost = false));
   await n.start();

@@ -205,7 +205,7 @@ export function describeCache(name: string, make: () => Promise<CacheFixture>): 
       assert.equal(A.ttlOf('user_profile'), base * 4, 'too few lookups: unchanged');
     });
 
-    test('tiered: the backend down: served from L1 and the store, metric and recovery by itself', { skip: false }, async (t) => {
+    test('tiered: the backend down: served from L1 and the store, metric and recovery by itself (G11)', { skip: false }, async (t) => {
       if (!fx.outage) return t.skip('no outage control for this backend');
       const metrics = new MemoryMetrics();
       const A = await tiered(fx.a, { metrics, l2TimeoutMs: 200 });

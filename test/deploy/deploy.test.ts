@@ -42,6 +42,7 @@ test('alert rules pass promtool and cover the seed\'s thresholds', (t) => {
   const byName = Object.fromEntries(rules.map((r: any) => [r.alert, r.expr]));
   assert.match(byName.ChorusHighMessageLatency, /0\.95.*> 0\.5/);
   assert.match(byName.ChorusLowCacheHitRate, /< 0\.8/);
+  assert.match(byName.ChorusSlowDatabaseQueries, /0\.95.*database_query_duration_seconds_bucket/);
   for (const a of ['ChorusNodeDown', 'ChorusProjectionLag', 'ChorusNatsUnreachable']) assert.ok(byName[a], a);
   if (!hasPromtool) return t.skip('promtool not installed (Debian package prometheus); .ci/run installs it');
   execFileSync('promtool', ['check', 'rules', 'deploy/prometheus/chorus-alerts.yml']);
@@ -50,11 +51,11 @@ test('alert rules pass promtool and cover the seed\'s thresholds', (t) => {
 test('a scraped /metrics passes promtool and has the metrics the alerts, HPAs and dashboard use', async (t) => {
   await using node = await embeddedNode();
   const text = await (await fetch(`${node.url}/metrics`)).text();
-  for (const m of ['websocket_connections_active', 'messages_sent_total', 'messages_per_second', 'chorus_message_latency_seconds', 'chorus_asks_total', 'chorus_actors_active', 'chorus_placement_epoch', 'chorus_node_fenced', 'chorus_actor_activations_total', 'chorus_scale_desired_nodes']) {
+  for (const m of ['websocket_connections_active', 'messages_sent_total', 'messages_per_second', 'chorus_message_latency_seconds', 'chorus_asks_total', 'chorus_actors_active', 'chorus_placement_epoch', 'chorus_node_fenced', 'chorus_actor_activations_total', 'chorus_scale_desired_nodes', 'database_query_duration_seconds']) {
     assert.match(text, new RegExp(`^# TYPE ${m} `, 'm'), `${m} is exported`);
   }
   const dash = JSON.parse(readFileSync('deploy/grafana/chorus-dashboard.json', 'utf8'));
-  const used = new Set<string>(dash.panels.flatMap((p: any) => p.targets.flatMap((x: any) => [...x.expr.matchAll(/\b((?:chorus|websocket|messages|process|cache)_[a-z_]+?)(?:_bucket)?\b(?=[\[{)\s]|$)/g)].map((m) => m[1]))));
+  const used = new Set<string>(dash.panels.flatMap((p: any) => p.targets.flatMap((x: any) => [...x.expr.matchAll(/\b((?:chorus|websocket|messages|process|cache|database)_[a-z_]+?)(?:_bucket)?\b(?=[\[{)\s]|$)/g)].map((m) => m[1]))));
   const missing = [...used].filter((m) => !new RegExp(`^# TYPE ${m} `, 'm').test(text) && !['cache_hit_rate', 'chorus_projection_lag_seconds', 'chorus_nats_connected' /* cluster profile only */].includes(m));
   assert.deepEqual(missing, [], 'dashboard metrics exist');
   if (!hasPromtool) return t.skip('promtool not installed (Debian package prometheus); .ci/run installs it');

@@ -21,7 +21,7 @@ describe('reconnect and resume (embedded profile)', () => {
     await node[Symbol.asyncDispose]();
   });
 
-  test('a reader whose connection drops repeatedly under concurrent posting sees every message once, in order', async (t) => {
+  test('a reader whose connection drops repeatedly under concurrent posting sees every message once, in order (G3)', async (t) => {
     const ada = await person(node, 'rs-ada');
     const bob = await person(node, 'rs-bob');
     const cat = await person(node, 'rs-cat');
@@ -56,6 +56,8 @@ describe('reconnect and resume (embedded profile)', () => {
       proxy.cut();
     }
     await new Promise((r) => setTimeout(r, 400));
+    // a busy machine posts slower: go on (bounded) until the stream is long enough to mean something
+    await waitFor(() => acked.length + catPosts.length >= 45, { timeoutMs: 20_000, intervalMs: 50, what: 'at least 45 posts' });
     running = false;
     await Promise.all([...loops, catLoop]);
     const latest = (await ada.client.request<{ latestSeq: number }>('channelInfo', { ws: WS, ch })).latestSeq;
@@ -71,7 +73,7 @@ describe('reconnect and resume (embedded profile)', () => {
     assert.deepEqual([...catStored].sort(), [...catPosts].sort(), 'each of cat\'s posts stored once');
   });
 
-  test('edits, deletes and reactions made while a reader was away reach it in the catch-up', async () => {
+  test('edits, deletes and reactions made while a reader was away reach it in the catch-up (G4)', async () => {
     const ada = await person(node, 'rs2-ada');
     const bob = await person(node, 'rs2-bob');
     const ch = ada.channels[1]!;

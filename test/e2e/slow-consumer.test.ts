@@ -45,7 +45,7 @@ async function loopbackBuffering(): Promise<number> {
   return kernel;
 }
 
-test('a client that stops reading is closed with 4008 and a reason; other clients are not held up', { timeout: 120_000 }, async (t) => {
+test('a client that stops reading is closed with 4008 and a reason; other clients are not held up (G23)', { timeout: 120_000 }, async (t) => {
   await using node = await embeddedNode({}, { edge: { limits: { maxBufferedBytes: MAX_BUFFERED, framesPerSecond: 2000, frameBurst: 2000 } } });
   t.after(closeAll);
   const ada = await person(node, 'sc-ada', { maxFramesPerSecond: 2000, frameBurst: 2000 }); // posts (this node allows it)

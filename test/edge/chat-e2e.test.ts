@@ -44,7 +44,7 @@ describe('chat over the WebSocket edge (embedded profile)', () => {
     bob.client.close();
   });
 
-  test('a client that reconnects with its last seq gets exactly what it missed, in order', async () => {
+  test('a client that reconnects with its last seq gets exactly what it missed, in order (G3)', async () => {
     const ada = await demoClient(node, 'ada2');
     const bob = await demoClient(node, 'bob2');
     const ch = ada.channels[1]!;

@@ -5,8 +5,9 @@ import { demoClient, embeddedNode } from '../edge/fixture.ts';
 
 async function run(args: string[]) {
   const lines: string[] = [];
-  const code = await main(args, (s) => lines.push(s));
-  return { code, out: lines.join('\n') };
+  let err = '';
+  const code = await main(args, (s) => lines.push(s), (s) => (err += s));
+  return { code, out: lines.join('\n'), err };
 }
 
 test('the inspector against an embedded node: every command, --json, operator credentials only', async () => {
@@ -40,7 +41,11 @@ test('the inspector against an embedded node: every command, --json, operator cr
   assert.ok(streams.streams.some((x: { name: string; messages: number }) => x.name === 'chorus_log:channel' && x.messages >= 1), 'the channel log has records');
   assert.equal((await run(['rebalance', '--dry-run', ...base])).code, 0);
   assert.equal((await run(['scale', '--explain', ...base])).code, 0);
-  assert.equal((await run(['costs', ...base])).code, 0);
+  const costs = await run(['costs', ...base]);
+  assert.equal(costs.code, 0);
+  // the storage section is whatever the node's file store reports (test/inspector/nats.test.ts sees "not configured")
+  assert.match(costs.out, /compute \(right-sizing[\s\S]*storage tiering/);
+  assert.equal(typeof JSON.parse((await run(['costs', ...base, '--json'])).out).storage.configured, 'boolean');
   assert.equal((await run(['top', '--iterations', '1', ...base, '--json'])).code, 0);
 
   // refusals: a chat user's token, no token, unknown command, bad usage
@@ -57,7 +62,40 @@ test('the inspector against an embedded node: every command, --json, operator cr
   const r = await fetch(`${node.url}/admin/actors`, { headers: { authorization: `Bearer ${ada.token}` } });
   assert.equal(r.status, 403);
   assert.equal(((await r.json()) as { code: string }).code, 'AUTH_FORBIDDEN');
+  for (const [method, path] of [['GET', '/admin/streams'], ['POST', '/admin/drain'], ['GET', '/admin/nosuchop']]) {
+    const refused = await fetch(`${node.url}${path}`, { method, headers: { authorization: `Bearer ${ada.token}` } });
+    assert.equal(refused.status, 403, `${method} ${path} with a user token`);
+  }
+  // the operation table decides the verbs: reads are GET, drain is POST
+  const wrongVerb = await fetch(`${node.url}/admin/drain`, { headers: { authorization: `Bearer ${op}` } });
+  assert.equal(wrongVerb.status, 404);
+  assert.equal(((await wrongVerb.json()) as { code: string }).code, 'ADMIN_UNKNOWN_OP');
+  assert.equal((await fetch(`${node.url}/admin/nosuchop`, { headers: { authorization: `Bearer ${op}` } })).status, 404);
   } finally {
     ada.client.close();
   }
+});
+
+test('costs: the storage-tier section comes from a provider, and a failing one does not fail the command', async () => {
+  let fail = false;
+  await using node = await embeddedNode({}, {
+    storageCosts: async () => {
+      if (fail) throw new Error('bucket listing denied');
+      return {
+        store: 's3://chorus-files', objects: 1200, bytes: 5_000_000, currency: 'USD',
+        recommendations: [{ target: 'chorus-files/w1/', currentTier: 'STANDARD', recommendedTier: 'GLACIER', objects: 800, bytes: 4_000_000, monthlySavings: 0.07, why: 'older than 90 days, read fewer than 5 times' }],
+      };
+    },
+  });
+  const base = ['--url', node.url, '--token', node.signer.sign({ sub: 'ops', ws: ['*'], kind: 'operator' })];
+  const j = JSON.parse((await run(['costs', ...base, '--json'])).out);
+  assert.equal(j.storage.configured, true);
+  assert.equal(j.storage.recommendations[0].recommendedTier, 'GLACIER');
+  const text = await run(['costs', ...base]);
+  assert.equal(text.code, 0);
+  assert.match(text.out, /storage tiering \(s3:\/\/chorus-files, 1200 objects, 5000000 bytes\):\nTARGET\s+CURRENTTIER\s+RECOMMENDEDTIER[\s\S]*chorus-files\/w1\/\s+STANDARD\s+GLACIER/);
+  fail = true;
+  const failed = await run(['costs', ...base]);
+  assert.equal(failed.code, 0, 'the compute part still answers');
+  assert.match(failed.out, /storage tiering: the tiering plan failed: bucket listing denied/);
 });

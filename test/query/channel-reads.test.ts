@@ -163,7 +163,7 @@ describe('channel reads through the query store', () => {
     await same({ op: 'history', by: 'u1', ws: 'w1', ch: 'c1', limit: 3 });
   });
 
-  test('a failing store: the actor serves from memory', async () => {
+  test('a failing store: the actor serves from memory (G13)', async () => {
     sw.state.on = false;
     const fromMemory = await send({ op: 'history', by: 'u1', ws: 'w1', ch: 'c1', limit: 20 });
     sw.state.on = true;

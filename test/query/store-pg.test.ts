@@ -96,7 +96,7 @@ describe('ReplicatedSql against real streaming replicas', () => {
     }
   });
 
-  test('a replica down: reads go elsewhere, then it comes back by itself', async () => {
+  test('a replica down: reads go elsewhere, then it comes back by itself (G12)', async () => {
     await set.replicas[1]!.kill();
     try {
       for (let i = 0; i < 10; i++) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { TestCluster } from '../harness/index.ts';
 import { ledgerType } from './fixtures.ts';
 
-test('a node crashes in a 3-node cluster while messages flow: actors come back, single activation holds, no acked write is lost', async () => {
+test('a node crashes in a 3-node cluster while messages flow: actors come back, single activation holds, no acked write is lost (G6)', async () => {
   const cluster = await TestCluster.start({ nodes: 3, types: [ledgerType], faults: { minDelayMs: 0, maxDelayMs: 3 } });
   const acked = new Map<string, string[]>();
   const keys = Array.from({ length: 30 }, (_, i) => `l${i}`);

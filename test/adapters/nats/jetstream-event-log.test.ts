@@ -53,7 +53,7 @@ describeEventLog('JetStream R1, stream per workspace', fixture('per-workspace'))
 describeEventLog('JetStream R1, single stream', fixture('single'));
 
 describe('JetStreamEventLog on a 3-server cluster (R3)', () => {
-  test('kill -9 of the stream leader while appending loses no acknowledged append and stores none twice', { timeout: 60_000 }, async (t) => {
+  test('kill -9 of the stream leader while appending loses no acknowledged append and stores none twice (G8)', { timeout: 60_000 }, async (t) => {
     const cluster = await startNats({ size: 3, name: `chorus-r3-${process.pid}` });
     const nc = await connect({ servers: cluster.urls, maxReconnectAttempts: -1, reconnectTimeWait: 100, timeout: 2000 });
     const log = new JetStreamEventLog(nc, { replicas: 3, operationTimeoutMs: 20_000, requestTimeoutMs: 1000 });

@@ -7,33 +7,16 @@ import { PostgresEventLog, PostgresSnapshotStore } from '../../../adapters/postg
 import { pgliteClient } from '../../../adapters/postgres/pglite-client.ts';
 import { MIGRATIONS, migrate, SchemaTooNewError } from '../../../adapters/postgres/migrations.ts';
 import type { SqlClient } from '../../../adapters/postgres/sql-client.ts';
-import { describeEventLog } from '../../conformance/event-log.ts';
+import { describeEventLog, reopenableFixture } from '../../conformance/event-log.ts';
 
 describeEventLog('PGlite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'chorus-pglite-'));
-  const clients: SqlClient[] = [];
-  const open = async () => {
+  return reopenableFixture(async () => {
     const client = await pgliteClient(dir);
-    clients.push(client);
-    return { client, log: new PostgresEventLog(client, { tailPollMs: 20 }), snapshots: new PostgresSnapshotStore(client) };
-  };
-  let cur = await open();
-  return {
-    log: cur.log,
-    snapshots: cur.snapshots,
-    async reopen() {
-      await cur.log.close();
-      await cur.snapshots.close();
-      await cur.client.close();
-      cur = await open();
-      return { log: cur.log, snapshots: cur.snapshots };
-    },
-    async close() {
-      await cur.log.close();
-      for (const c of clients) await c.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+    const log = new PostgresEventLog(client, { tailPollMs: 20 });
+    const snapshots = new PostgresSnapshotStore(client);
+    return { log, snapshots, close: async () => { await log.close(); await snapshots.close(); await client.close(); } };
+  }, () => rm(dir, { recursive: true, force: true }));
 });
 
 describe('PostgresEventLog on PGlite: schema and group commit', () => {
