@@ -163,7 +163,7 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
   edge = new ChatEdge(node, transport, signer, { ...opts.edge, metrics: edgeMetrics, logger });
   // files: local directory (embedded) or S3 (+ MinIO secondary); metadata in the SQL store
   const files = await startFiles({
-    config, sql: ports.sql, pgUrl: process.env.CHORUS_PG_URL, secret: `${secret}:files`, publicUrl: () => url, metrics, logger,
+    config, sql: ports.sql, pgUrl: process.env.CHORUS_PG_URL, secret: `${secret}:files`, publicUrl: () => url, metrics, logger, cache: query?.cache,
   }).catch((err) => (logger.error({ err: (err as Error).message }, 'files did not start: uploads are disabled'), undefined));
   const storageCosts = opts.storageCosts ?? (files ? () => files.costReport() : undefined);
   // the admin operations: one table, served over HTTP (/admin/<op>) and, in a cluster, over NATS

@@ -3,3 +3,4 @@ export * from './file-service.ts';
 export * from './replicated-file-store.ts';
 export * from './start-files.ts';
 export * from './tiering.ts';
+export * from './cached-file-catalog.ts';

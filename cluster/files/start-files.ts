@@ -2,6 +2,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { LocalFileStore } from '../../adapters/local/index.ts';
 import { pgPoolClient, SqlFileCatalog, type SqlClient } from '../../adapters/postgres/index.ts';
+import type { FileCatalog } from '../../runtime/files/file-catalog.ts';
+import type { TieredCache } from '../query/tiered-cache.ts';
+import { CachedFileCatalog } from './cached-file-catalog.ts';
 import { MinioFileStore, S3FileStore } from '../../adapters/s3/index.ts';
 import type { FileStore, Logger, Metrics, StorageClass } from '../../runtime/index.ts';
 import type { StorageCostReport } from '../admin/costs.ts';
@@ -46,6 +49,8 @@ export function tieringSettings(config: ChorusConfig): { prices: Partial<Record<
  */
 export async function startFiles(o: {
   config: ChorusConfig; sql?: SqlClient | undefined; pgUrl?: string | undefined; secret: string; publicUrl: () => string; metrics: Metrics; logger: Logger;
+  /** The query side's two-level cache: file metadata is read through it (type `file_metadata`) when given. */
+  cache?: TieredCache | undefined;
 }): Promise<Files | undefined> {
   const { config, logger } = o;
   let sql = o.sql;
@@ -82,7 +87,8 @@ export async function startFiles(o: {
     await local.sweep();
     location = join(config.dataDir, 'files');
   }
-  const catalog = new SqlFileCatalog(sql);
+  const sqlCatalog = new SqlFileCatalog(sql);
+  const catalog: FileCatalog = o.cache ? new CachedFileCatalog(sqlCatalog, o.cache) : sqlCatalog;
   const service = new FileService(store, catalog, {
     maxBytes: config.filesMaxBytes, urlTtlSec: config.filesUrlTtlSec, cdnBaseUrl: config.filesCdnBaseUrl, metrics: o.metrics, logger,
     ...(config.filesAllowedTypes ? { allowedTypes: config.filesAllowedTypes } : {}),
