@@ -62,7 +62,8 @@ const commands: Record<string, (c: Ctx, args: string[], opts: Record<string, unk
   async nodes(c) {
     const p = await placement(c);
     const now = Date.now();
-    const rows = p.members.map((m) => ({
+    // by id: the same order whichever node (or front door) answered
+    const rows = [...p.members].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((m) => ({
       node: m.id, leader: m.id === p.leader ? 'yes' : '', inTable: p.table.members.some((x) => x.id === m.id) ? 'yes' : 'no', state: m.state,
       region: m.region, weight: m.weight, seenMsAgo: now - m.lastSeen, actors: m.load.actors ?? 0, connections: m.load.connections ?? 0,
       msgPerSec: +(m.load.messagesPerSec ?? 0).toFixed(1), cpuPct: m.load.cpuPct ?? '', url: m.url ?? '',
