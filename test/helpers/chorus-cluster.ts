@@ -24,6 +24,16 @@ export interface NodeProc {
   running(): boolean;
 }
 
+/**
+ * Where a node process runs when not on loopback: spawned through `prefix`
+ * (e.g. `ip netns exec <ns>`, see test/helpers/netns.ts) and listening on
+ * `host`, an address the test process can reach.
+ */
+export interface NodePlacement {
+  prefix: readonly string[];
+  host: string;
+}
+
 /** A NATS cluster plus Chorus node processes on loopback; disposing stops everything, even after a failure. */
 export interface ChorusCluster extends AsyncDisposable {
   readonly nats: NatsCluster;
@@ -31,8 +41,8 @@ export interface ChorusCluster extends AsyncDisposable {
   readonly signer: TokenSigner;
   /** Operator token for /admin endpoints. */
   readonly operatorToken: string;
-  /** Starts one more node and waits until it is ready. */
-  addNode(id?: string, env?: Record<string, string>): Promise<NodeProc>;
+  /** Starts one more node and waits until it is ready (on loopback, or as `placement` says). */
+  addNode(id?: string, env?: Record<string, string>, placement?: NodePlacement): Promise<NodeProc>;
   /** Base URLs of running nodes. */
   urls(): string[];
   /** GET an admin endpoint of a node. */
@@ -45,8 +55,8 @@ export interface ChorusCluster extends AsyncDisposable {
  * `nodes` Chorus processes in the cluster profile, each on its own port, and
  * waits until every node is ready and all follow one placement table.
  */
-export async function startChorusCluster(opts: { nodes?: number; natsServers?: number; env?: Record<string, string> } = {}): Promise<ChorusCluster> {
-  const nats = await startNats({ size: opts.natsServers ?? 3 });
+export async function startChorusCluster(opts: { nodes?: number; natsServers?: number; env?: Record<string, string>; natsHost?: string } = {}): Promise<ChorusCluster> {
+  const nats = await startNats({ size: opts.natsServers ?? 3, ...(opts.natsHost ? { host: opts.natsHost } : {}) });
   const dir = await mkdtemp(join(tmpdir(), 'chorus-cluster-'));
   const signer = new TokenSigner(TEST_SECRET);
   const operatorToken = signer.sign({ sub: 'operator', ws: ['*'], kind: 'operator' });
@@ -54,13 +64,15 @@ export async function startChorusCluster(opts: { nodes?: number; natsServers?: n
   let next = 1;
   const replicas = nats.servers.length >= 3 ? '3' : '1';
 
-  const addNode = async (id = `n${next++}`, env: Record<string, string> = {}): Promise<NodeProc> => {
+  const addNode = async (id = `n${next++}`, env: Record<string, string> = {}, placement?: NodePlacement): Promise<NodeProc> => {
     const port = await freePort();
     const output: string[] = [];
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'cluster/main.ts'], {
+    const host = placement?.host ?? '127.0.0.1';
+    const [cmd, ...args] = [...(placement?.prefix ?? []), process.execPath, '--import', 'tsx', 'cluster/main.ts'];
+    const proc = spawn(cmd!, args, {
       env: {
         ...process.env,
-        CHORUS_PROFILE: 'cluster', CHORUS_NODE_ID: id, CHORUS_PORT: String(port), CHORUS_HOST: '127.0.0.1',
+        CHORUS_PROFILE: 'cluster', CHORUS_NODE_ID: id, CHORUS_PORT: String(port), CHORUS_HOST: host,
         CHORUS_NATS_URL: nats.urls.join(','), CHORUS_NATS_REPLICAS: replicas, CHORUS_AUTH_SECRET: TEST_SECRET,
         CHORUS_DATA_DIR: join(dir, id), CHORUS_LOG_LEVEL: process.env.CHORUS_TEST_LOG_LEVEL ?? 'warn', ...opts.env, ...env,
       },
@@ -71,7 +83,7 @@ export async function startChorusCluster(opts: { nodes?: number; natsServers?: n
     proc.stderr!.on('data', keep);
     const exit = new Promise<void>((r) => proc.once('exit', () => r()));
     const node: NodeProc = {
-      id, port, url: `http://127.0.0.1:${port}`, proc, output,
+      id, port, url: `http://${host}:${port}`, proc, output,
       kill: () => { proc.kill('SIGKILL'); },
       exited: () => exit,
       running: () => proc.exitCode === null && proc.signalCode === null,

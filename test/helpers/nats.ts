@@ -35,9 +35,15 @@ const BIN = process.env.NATS_SERVER_BIN ?? 'nats-server';
  * its own temp store dir; with size >= 3 they form one cluster so streams can
  * use R3. Waits until every server accepts clients and (for a cluster) until
  * JetStream has a meta leader.
+ *
+ * `host` is the address the servers accept clients on (default 127.0.0.1),
+ * e.g. the host side of a network namespace's veth (test/helpers/netns.ts),
+ * so a process inside the namespace can reach them; the routes between the
+ * servers stay on loopback.
  */
-export async function startNats(opts: { size?: number; name?: string } = {}): Promise<NatsCluster> {
+export async function startNats(opts: { size?: number; name?: string; host?: string } = {}): Promise<NatsCluster> {
   const size = opts.size ?? 1;
+  const host = opts.host ?? '127.0.0.1';
   const base = await mkdtemp(join(tmpdir(), 'chorus-nats-'));
   const clusterName = opts.name ?? `chorus-test-${process.pid}`;
   const clientPorts: number[] = [];
@@ -54,7 +60,7 @@ export async function startNats(opts: { size?: number; name?: string } = {}): Pr
     const routes = routePorts.filter((_, j) => j !== i).map((p) => `nats-route://127.0.0.1:${p}`);
     const lines = [
       `server_name: ${name}`,
-      `listen: 127.0.0.1:${clientPorts[i]}`,
+      `listen: ${host}:${clientPorts[i]}`,
       `jetstream { store_dir: "${dir}", max_memory_store: 256MB, max_file_store: 2GB }`,
       size > 1 ? `cluster { name: ${clusterName}, listen: 127.0.0.1:${routePorts[i]}, routes: [${routes.join(', ')}] }` : '',
     ];
@@ -62,14 +68,14 @@ export async function startNats(opts: { size?: number; name?: string } = {}): Pr
     const server: NatsServerProc = {
       name,
       port: clientPorts[i]!,
-      url: `nats://127.0.0.1:${clientPorts[i]}`,
+      url: `nats://${host}:${clientPorts[i]}`,
       proc: undefined as unknown as ChildProcess,
       kill() {
         this.proc.kill('SIGKILL');
       },
       async restart() {
         (this as { proc: ChildProcess }).proc = launch(conf);
-        await waitPort(this.port);
+        await waitPort(host, this.port);
       },
       pause() {
         this.proc.kill('SIGSTOP');
@@ -82,8 +88,8 @@ export async function startNats(opts: { size?: number; name?: string } = {}): Pr
     servers.push(server);
   }
   try {
-    await Promise.all(servers.map((s) => waitPort(s.port)));
-    if (size > 1) await waitJetStreamReady(servers[0]!.port);
+    await Promise.all(servers.map((s) => waitPort(host, s.port)));
+    if (size > 1) await waitJetStreamReady(host, servers[0]!.port);
   } catch (err) {
     for (const s of servers) s.proc.kill('SIGKILL');
     throw err;
@@ -106,18 +112,18 @@ function launch(conf: string): ChildProcess {
   return p;
 }
 
-function waitPort(port: number): Promise<void> {
+function waitPort(host: string, port: number): Promise<void> {
   return waitFor(() => new Promise<boolean>((resolve) => {
-    const s = connect(port, '127.0.0.1');
+    const s = connect(port, host);
     s.once('connect', () => { s.destroy(); resolve(true); });
     s.once('error', () => resolve(false));
   }), { timeoutMs: 15_000, what: `nats-server on port ${port}` }).then(() => undefined);
 }
 
 /** Polls the server's $JS.API.INFO until the meta group has a leader (a cluster needs a few seconds). */
-async function waitJetStreamReady(port: number): Promise<void> {
+async function waitJetStreamReady(host: string, port: number): Promise<void> {
   const { connect: natsConnect } = await import('@nats-io/transport-node');
-  const nc = await natsConnect({ servers: `127.0.0.1:${port}` });
+  const nc = await natsConnect({ servers: `${host}:${port}` });
   try {
     await waitFor(async () => {
       const r = await nc.request('$JS.API.INFO', undefined, { timeout: 1000 });
