@@ -53,7 +53,7 @@ export interface ProjectionRunnerOptions {
   readonly maxDelayMs?: number;
   /** How often the lag in messages is measured. Default 1000 ms. */
   readonly lagProbeMs?: number;
-  /** Most streams asked for their last position per lag probe. Default 200. */
+  /** Most streams asked for their last position per lag probe (each is a statement). Default 32. */
   readonly lagProbeStreams?: number;
   /**
    * The log's positions are dense per stream (1, 2, 3, ...: the memory and
@@ -94,7 +94,7 @@ export class ProjectionRunner {
       maxBatch: options.maxBatch ?? 500,
       maxDelayMs: options.maxDelayMs ?? 10,
       lagProbeMs: options.lagProbeMs ?? 1000,
-      lagProbeStreams: options.lagProbeStreams ?? 200,
+      lagProbeStreams: options.lagProbeStreams ?? 32,
       densePositions: options.densePositions ?? false,
       onCommitted: options.onCommitted,
       metrics: options.metrics ?? noopMetrics,
