@@ -1,11 +1,11 @@
 // The CI form of chaos under load (the long form is `npm run chaos -- --minutes N --seed S`):
 // a bounded run on 3 Chorus nodes over 3 nats-servers (R3) with seeded node kills, nats-server
-// kills and pauses, then the full accounting. CHAOS_SECONDS and CHAOS_SEED override the run.
+// kills, pauses and (where network namespaces work) a network cut, then the full accounting. CHAOS_SECONDS and CHAOS_SEED override the run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runChaos } from './chaos.ts';
 
-const seconds = Number(process.env.CHAOS_SECONDS ?? 45);
+const seconds = Number(process.env.CHAOS_SECONDS ?? 60);
 const seed = Number(process.env.CHAOS_SEED ?? 20261201);
 
 test(`chaos under load (${seconds} s, seed ${seed}): acknowledged = stored = delivered to every subscriber, no loss, duplicate, gap or double activation (G26)`, { timeout: (seconds + 240) * 1000 }, async () => {

@@ -2,6 +2,7 @@ import { startChorusCluster, waitStable, type ChorusCluster, type NodeProc } fro
 import { seededRandom } from '../harness/rng.ts';
 import { connectUser, setupChat, startLoad, verifyChannels, watchSingleActivation, type ChatFixture } from './load.ts';
 import type { ChorusClient } from '../../client/sdk.ts';
+import { createNetNs, NetNsUnavailable, type NetNs } from '../helpers/netns.ts';
 
 /** The accounting of a chaos run (the last line of `npm run chaos`). */
 export interface ChaosFigures {
@@ -52,23 +53,48 @@ async function subscribers(c: ChorusCluster, f: ChatFixture, count: number, log:
 /**
  * Chaos under load: posting clients on many channels and connected
  * subscribers, while a seeded scheduler kill -9s and restarts Chorus nodes,
- * kill -9s and restarts nats-servers, and pauses nodes (SIGSTOP/SIGCONT).
+ * kill -9s and restarts nats-servers, pauses nodes (SIGSTOP/SIGCONT) and,
+ * where the machine allows network namespaces, cuts a node off the network
+ * (one node runs inside a namespace; its veth goes down, then up).
  * Afterwards every write is accounted for: acknowledged = stored = delivered
  * to every subscriber, no duplicates, no gaps, single activation held.
  */
-export async function runChaos(opts: { seconds: number; seed: number; log?: (s: string) => void }): Promise<ChaosFigures> {
+export async function runChaos(opts: { seconds: number; seed: number; log?: (s: string) => void; netns?: boolean }): Promise<ChaosFigures> {
   const log = opts.log ?? (() => {});
   const rnd = seededRandom(opts.seed);
-  const c = await startChorusCluster({ nodes: 3, natsServers: 3 });
+  let ns: NetNs | undefined;
+  if (opts.netns !== false) {
+    const made = await createNetNs().catch((err: unknown) => (err instanceof NetNsUnavailable ? err : Promise.reject(err)));
+    if (made instanceof NetNsUnavailable) log(`no network-namespace cuts: ${made.reason}`);
+    else ns = made;
+  }
+  // with a namespace: the nats-servers take clients on the veth's host side, and one node runs inside
+  const c = await startChorusCluster({ nodes: ns ? 2 : 3, natsServers: 3, ...(ns ? { natsHost: ns.hostIp } : {}) });
   const faults: Record<string, number> = {};
   const count = (k: string) => { faults[k] = (faults[k] ?? 0) + 1; };
   let f: ChatFixture | undefined;
   let subs: Awaited<ReturnType<typeof subscribers>> | undefined;
   let load: ReturnType<typeof startLoad> | undefined;
+  let inside: NodeProc | undefined;
   try {
     f = await setupChat(c, { channels: 8, users: 4 });
     subs = await subscribers(c, f, 2, log);
-    const watch = watchSingleActivation(c);
+    if (ns) {
+      inside = await c.addNode('n3', {}, { prefix: ns.exec, host: ns.nsIp });
+      await waitStable(c, 30_000);
+    }
+    // The watch skips a cut node (unreachable) and gives up on a poll after 1 s, so a reply held up by a cut cannot
+    // come back later as a stale view that seems to overlap the new owner's.
+    const watched: ChorusCluster = Object.create(c, {
+      nodes: { get: () => (ns?.isCut ? c.nodes.filter((n) => n !== inside) : c.nodes) },
+      admin: {
+        value: <T>(node: NodeProc, path: string) => Promise.race([
+          c.admin<T>(node, path),
+          new Promise<never>((_, reject) => setTimeout(() => reject(new Error('poll timed out')), 1000).unref()),
+        ]),
+      },
+    });
+    const watch = watchSingleActivation(watched);
     load = startLoad(f);
     const end = Date.now() + opts.seconds * 1000;
     let nextId = 10;
@@ -77,20 +103,32 @@ export async function runChaos(opts: { seconds: number; seed: number; log?: (s: 
       await new Promise((r) => setTimeout(r, 2500 + rnd() * 3500));
       if (Date.now() >= end) break;
       const running = c.nodes.filter((n) => n.running());
-      // the first three faults are one of each kind (node kill, nats-server kill, pause), so even a short run has them all
-      const roll = nth < 3 ? [0.1, 0.5, 0.9][nth]! : rnd();
+      // the first faults are one of each kind (node kill, nats-server kill, pause, network cut), so even a short run has them all
+      const roll = nth < 4 ? [0.1, 0.4, 0.6, 0.9][nth]! : rnd();
       nth++;
-      if (roll < 0.35 && running.length > 2) {
+      if (roll < 0.3 && running.length > 2) {
         const victim = running[Math.floor(rnd() * running.length)]!;
         log(`kill -9 node ${victim.id}`);
         victim.kill();
         await victim.exited();
         count('nodeKill');
         await new Promise((r) => setTimeout(r, 1500 + rnd() * 2000));
-        log(`start node n${nextId}`);
-        await c.addNode(`n${nextId++}`);
+        const id = `n${nextId++}`;
+        // the namespace keeps a node: the one replacing a killed namespace node starts inside it
+        const intoNs = ns !== undefined && victim === inside;
+        log(`start node ${id}${intoNs ? ' (in the namespace)' : ''}`);
+        const started = await c.addNode(id, {}, intoNs ? { prefix: ns!.exec, host: ns!.nsIp } : undefined);
+        if (intoNs) inside = started;
         count('nodeStart');
-      } else if (roll < 0.6) {
+      } else if (roll >= 0.8 && ns && inside?.running()) {
+        const ms = 1500 + Math.floor(rnd() * 3000);
+        log(`cut node ${inside.id} off the network for ${ms} ms`);
+        await ns.cut();
+        count('netCut');
+        await new Promise((r) => setTimeout(r, ms));
+        await ns.heal();
+        log(`heal node ${inside.id}`);
+      } else if (roll < 0.5) {
         const s = c.nats.servers[Math.floor(rnd() * c.nats.servers.length)]!;
         log(`kill -9 nats ${s.name}`);
         s.kill();
@@ -147,6 +185,8 @@ export async function runChaos(opts: { seconds: number; seed: number; log?: (s: 
     load?.abort();
     subs?.close();
     f?.close();
+    if (ns?.isCut) await ns.heal().catch(() => {});
     await c.stop();
+    await ns?.[Symbol.asyncDispose]();
   }
 }
