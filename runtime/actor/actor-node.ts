@@ -458,9 +458,20 @@ export class ActorNode implements RefTarget {
       if (!prevOwner || prevOwner === this.nodeId) return;
       if (!this.tableValue.members.some((m) => m.id === prevOwner) && !this.opts.isDraining?.(prevOwner)) return;
       const env: Envelope = { k: RELEASE, t: id.type, y: id.key, m: null, e: this.tableValue.epoch, s: this.nodeId, h: 0 };
-      const askedAt = this.clock.now();
+      const alive = () => this.tableValue.members.some((m) => m.id === prevOwner) || Boolean(this.opts.isDraining?.(prevOwner));
+      let askedAt = this.clock.now();
       try {
-        await this.opts.transport.request(prevOwner, this.codec.encode(env), this.handoffTimeoutMs);
+        // A previous owner that is alive but slow (a busy or draining node) still runs the actor: ask again while it
+        // is alive rather than activate beside it; give up only once it is gone (or after a few tries).
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await this.opts.transport.request(prevOwner, this.codec.encode(env), this.handoffTimeoutMs);
+            return;
+          } catch (err) {
+            if (attempt >= 4 || !alive()) throw err;
+            askedAt = this.clock.now();
+          }
+        }
       } catch (err) {
         // The previous owner is gone or cut off: it fences itself when its lease lapses, but until then it may
         // still run the actor (a cut-off node cannot hear this request, and failing fast proves nothing), so wait
