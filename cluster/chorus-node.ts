@@ -69,8 +69,9 @@ export class ChorusNode {
       prevOwnerLeaseMs: this.timing.fenceAfterMs + 2 * this.timing.heartbeatMs,
       ...(options.strictSerialization !== undefined ? { strictSerialization: options.strictSerialization } : {}),
       ...(options.observer ? { observer: options.observer } : {}),
-      // a draining node left the table but still runs its actors until it has handed them off
-      isDraining: (id) => this.supervisor.liveMembers().some((m) => m.id === id && m.state === 'draining' && this.clock.now() - m.lastSeen < this.timing.failureTimeoutMs),
+      // a node that left the table but was heard from within the failure timeout may still run its actors (a
+      // draining node hands them off; the new table can arrive before its 'draining' heartbeat does): ask it
+      isDraining: (id) => this.supervisor.liveMembers().some((m) => m.id === id && this.clock.now() - m.lastSeen < this.timing.failureTimeoutMs),
       // checked on every delivery: a node that was paused refuses work the moment it wakes
       leaseValid: () => this.membership.leaseValid(),
     });
