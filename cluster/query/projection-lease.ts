@@ -101,3 +101,25 @@ export class ProjectionLease {
     }
   }
 }
+
+/**
+ * Runs a projection where `mode` says (the `runProjections` setting of the
+ * query and search sides): `'lease'`, on the one node holding the KV lease
+ * `key` (needs `kv`); `true`, here; `false`, not here. Returns the closer
+ * that stops it (then gives the lease up).
+ */
+export async function placeProjection(o: {
+  mode: boolean | 'lease'; kv?: KvStore | undefined; key?: string; nodeId: string; logger?: Logger;
+  start(): Promise<void>; stop(): Promise<void>; what: string;
+}): Promise<() => Promise<void>> {
+  if (o.mode === 'lease') {
+    if (!o.kv) throw new RangeError(`${o.what}: runProjections 'lease' needs kv`);
+    const lease = await new ProjectionLease({ kv: o.kv, ...(o.key ? { key: o.key } : {}), nodeId: o.nodeId, onAcquire: o.start, onRelease: o.stop, ...(o.logger ? { logger: o.logger } : {}) }).start();
+    return async () => {
+      await o.stop();
+      await lease.stop();
+    };
+  }
+  if (o.mode) await o.start();
+  return o.stop;
+}

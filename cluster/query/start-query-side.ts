@@ -25,7 +25,7 @@ import type { KvStore } from '../../runtime/kv/kv.ts';
 import type { EventLog } from '../../runtime/log/event-log.ts';
 import { noopMetrics, silentLogger, type Logger, type Metrics } from '../../runtime/metrics.ts';
 import { CachedQueryStore } from './cached-query-store.ts';
-import { ProjectionLease } from './projection-lease.ts';
+import { placeProjection } from './projection-lease.ts';
 import { ProjectionRunner } from './projection-runner.ts';
 import { TieredCache } from './tiered-cache.ts';
 
@@ -172,14 +172,7 @@ export async function startQuerySide(o: QuerySideOptions): Promise<QuerySide> {
       await runner?.stop();
     };
     const mode = o.runProjections ?? (o.profile === 'cluster' && o.kv ? 'lease' : true);
-    if (mode === 'lease') {
-      if (!o.kv) throw new RangeError("startQuerySide: runProjections 'lease' needs kv");
-      const lease = await new ProjectionLease({ kv: o.kv, nodeId: o.nodeId ?? `node-${process.pid}`, onAcquire: startProjection, onRelease: stopProjection, logger }).start();
-      closers.push(() => lease.stop());
-    } else if (mode) {
-      await startProjection();
-    }
-    closers.push(stopProjection);
+    closers.push(await placeProjection({ mode, kv: o.kv, nodeId: o.nodeId ?? `node-${process.pid}`, logger, start: startProjection, stop: stopProjection, what: 'startQuerySide' }));
     logger.info({ profile: o.profile, shards: routing.dbs().map((d) => d.id), cache: cache ? (o.redisUrl ? 'l1+redis' : 'l1') : 'none', projections: mode }, 'query side started');
     return {
       queryStore, store, routing, shards, cache, sink, close,

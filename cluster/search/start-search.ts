@@ -22,7 +22,7 @@ import { PG_SEARCH_PROJECTION, PG_SEARCH_TABLES, PostgresSearch, singleRouting, 
 import type { KvStore } from '../../runtime/kv/kv.ts';
 import type { EventLog } from '../../runtime/log/event-log.ts';
 import { noopMetrics, silentLogger, type Logger, type Metrics } from '../../runtime/metrics.ts';
-import { ProjectionLease } from '../query/projection-lease.ts';
+import { placeProjection } from '../query/projection-lease.ts';
 import { ProjectionRunner } from '../query/projection-runner.ts';
 import { SEARCH_PROJECTION, SearchProjectionSink } from './search-projection.ts';
 
@@ -162,14 +162,7 @@ export async function startSearch(o: SearchSideOptions): Promise<SearchSide> {
       await runner?.stop();
     };
     const mode = o.runProjections ?? (o.profile === 'cluster' && o.kv ? 'lease' : true);
-    if (mode === 'lease') {
-      if (!o.kv) throw new RangeError("startSearch: runProjections 'lease' needs kv");
-      const lease = await new ProjectionLease({ kv: o.kv, key: 'search', nodeId: o.nodeId ?? `node-${process.pid}`, onAcquire: startProjection, onRelease: stopProjection, logger }).start();
-      closers.push(() => lease.stop());
-    } else if (mode) {
-      await startProjection();
-    }
-    closers.push(stopProjection);
+    closers.push(await placeProjection({ mode, kv: o.kv, key: 'search', nodeId: o.nodeId ?? `node-${process.pid}`, logger, start: startProjection, stop: stopProjection, what: 'startSearch' }));
     logger.info({ backend, projections: mode }, 'search started');
     return {
       search: meteredSearch(index, metrics, backend), backend, index, es, shardProjection, close,
