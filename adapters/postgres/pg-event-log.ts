@@ -23,7 +23,7 @@ export interface PostgresEventLogOptions {
    * appends wake it: wakes within the interval share one poll. Every poll is a
    * statement (about 0.3-1 ms of CPU on PGlite), and under load every group
    * commit would otherwise wake every tail. The price is up to this much
-   * projection delay. Default 25 ms; 0 polls on every wake.
+   * projection delay. Default 50 ms; 0 polls on every wake.
    */
   readonly tailMinIntervalMs?: number;
   /** Runs the schema migrations before first use. Default true. */
@@ -46,7 +46,7 @@ function resolveOptions(o: PostgresEventLogOptions): Readonly<Resolved> {
     maxAttempts: o.maxAttempts ?? 20,
     tailPollMs: o.tailPollMs ?? 100,
     tailBatch: o.tailBatch ?? 500,
-    tailMinIntervalMs: o.tailMinIntervalMs ?? 25,
+    tailMinIntervalMs: o.tailMinIntervalMs ?? 50,
     migrate: o.migrate ?? true,
     closeClient: o.closeClient ?? false,
     onTailError: o.onTailError,
