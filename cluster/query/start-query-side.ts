@@ -13,6 +13,7 @@
  * `runProjections: false`) with cache invalidation on every write, and
  * returns the `queryStore` to hand to `chatActorTypes({ notifier, queryStore })`.
  */
+import { closeSteps } from '../close-steps.ts';
 import pg from 'pg';
 import { join } from 'node:path';
 import type { QueryStore } from '../../actors/query-store.ts';
@@ -106,10 +107,8 @@ function pool(url: string, max: number, queryTimeoutMs: number, logger: Logger, 
 export async function startQuerySide(o: QuerySideOptions): Promise<QuerySide> {
   const metrics = o.metrics ?? noopMetrics;
   const logger = (o.logger ?? silentLogger).child({ component: 'query' });
-  const closers: Array<() => Promise<void>> = [];
-  const close = async () => {
-    for (const c of closers.reverse()) await c().catch((err) => logger.warn({ err: (err as Error).message }, 'query side close step failed'));
-  };
+  const closers = closeSteps(logger, 'query side');
+  const close = closers.close;
   try {
     let routing: QueryRouting;
     let shards: ShardRouter | undefined;

@@ -15,6 +15,7 @@
  * to time every query (`chorus_search_query_seconds{backend,order}`). The
  * indexing lag is the projection's `chorus_projection_lag_seconds{projection="search"}`.
  */
+import { closeSteps } from '../close-steps.ts';
 import { Client } from '@elastic/elasticsearch';
 import type { Search, SearchIndexWriter } from '../../actors/search.ts';
 import { ElasticsearchSearch, type ElasticsearchSearchOptions } from '../../adapters/elasticsearch/index.ts';
@@ -110,10 +111,8 @@ export function meteredSearch(inner: Search, metrics: Metrics, backend: string):
 export async function startSearch(o: SearchSideOptions): Promise<SearchSide> {
   const metrics = o.metrics ?? noopMetrics;
   const logger = (o.logger ?? silentLogger).child({ component: 'search' });
-  const closers: Array<() => Promise<void>> = [];
-  const close = async () => {
-    for (const c of closers.reverse()) await c().catch((err) => logger.warn({ err: (err as Error).message }, 'search close step failed'));
-  };
+  const closers = closeSteps(logger, 'search');
+  const close = closers.close;
   try {
     let index: SearchIndexWriter & Search;
     let es: ElasticsearchSearch | undefined;
