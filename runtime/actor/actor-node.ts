@@ -84,14 +84,7 @@ export class ActorNode implements RefTarget {
   private readonly released = new Map<string, number>();
   private tableValue: PlacementTable = EMPTY_TABLE;
   private ring: HashRing = HashRing.fromSnapshot(EMPTY_TABLE);
-  /**
-   * Rings of earlier tables, newest first (at most 4): the table's own `prev`
-   * and the tables this node adopted before. A handoff asks the latest other
-   * owner among them, not only the one of `prev`: when two tables follow each
-   * other quickly (a drain of the leader), `prev` may already name this node
-   * while the node that really runs the actor is one table further back.
-   */
-  private pastRings: HashRing[] = [];
+  private prevRing: HashRing | undefined;
   private tableWaiters: Array<() => void> = [];
   private listener: Disposable | undefined;
   private sweepTimer: TimerHandle | undefined;
@@ -175,11 +168,9 @@ export class ActorNode implements RefTarget {
    */
   setTable(table: PlacementTable): void {
     if (table.epoch <= this.tableValue.epoch) return;
-    const was = this.tableValue.epoch > 0 ? this.ring : undefined;
     this.tableValue = table;
     this.ring = HashRing.fromSnapshot(table);
-    const prev = table.prev ? HashRing.fromSnapshot(table.prev) : undefined;
-    this.pastRings = [prev, was, ...this.pastRings].filter((r): r is HashRing => r !== undefined).slice(0, 4);
+    this.prevRing = table.prev ? HashRing.fromSnapshot(table.prev) : undefined;
     this.m.epoch.set(table.epoch);
     for (const [k, e] of this.released) if (e <= table.epoch) this.released.delete(k);
     for (const a of this.activations.values()) {
@@ -463,8 +454,8 @@ export class ActorNode implements RefTarget {
       // the cluster), ask it to release first, so the two never run the
       // actor at once.
       const key = idString(id);
-      const prevOwner = this.pastRings.map((r) => r.owner(key)).find((o) => o !== undefined && o !== this.nodeId);
-      if (!prevOwner) return;
+      const prevOwner = this.prevRing?.owner(key);
+      if (!prevOwner || prevOwner === this.nodeId) return;
       if (!this.tableValue.members.some((m) => m.id === prevOwner) && !this.opts.isDraining?.(prevOwner)) return;
       const env: Envelope = { k: RELEASE, t: id.type, y: id.key, m: null, e: this.tableValue.epoch, s: this.nodeId, h: 0 };
       const alive = () => this.tableValue.members.some((m) => m.id === prevOwner) || Boolean(this.opts.isDraining?.(prevOwner));
