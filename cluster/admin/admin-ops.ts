@@ -67,8 +67,8 @@ export interface AdminOp {
   run(deps: AdminDeps, args: AdminArgs): Promise<AdminOutcome> | AdminOutcome;
 }
 
-/** `actors`: the live activations of the node that answers. */
-export interface ActorsView { node: string; epoch: number; fenced: boolean; actors: string[] }
+/** `actors`: the live activations of the node that answers; `pending`: those created but still waiting for the previous owner to release them. */
+export interface ActorsView { node: string; epoch: number; fenced: boolean; actors: string[]; pending: string[] }
 
 /** `placement`: the table this node follows, the leader, the members it hears, and the leader's change history. */
 export interface PlacementView {
@@ -95,7 +95,7 @@ export const ADMIN_OPS: Readonly<Record<string, AdminOp>> = Object.freeze({
   actors: {
     scope: 'node', summary: 'live activations on this node',
     // a node that just woke from a pause fences before it answers, rather than list actors it would refuse to run
-    run: ({ node }): AdminOutcome => ({ result: { node: node.nodeId, epoch: node.actors.table.epoch, fenced: !node.actors.checkLease(), actors: node.actors.activeKeys() } satisfies ActorsView }),
+    run: ({ node }): AdminOutcome => ({ result: { node: node.nodeId, epoch: node.actors.table.epoch, fenced: !node.actors.checkLease(), actors: node.actors.activeKeys(), pending: node.actors.pendingKeys() } satisfies ActorsView }),
   },
   placement: {
     scope: 'cluster', summary: 'placement table, leader, members, history',

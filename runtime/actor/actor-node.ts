@@ -139,9 +139,24 @@ export class ActorNode implements RefTarget {
   get fenced(): boolean {
     return this.fencedReason !== undefined;
   }
-  /** Keys (`type/key`) of the live activations on this node. */
+  /**
+   * Keys (`type/key`) of the live activations on this node: past handoff,
+   * loading or running turns, or persisting on their way out. What the
+   * single-activation checks count.
+   */
   activeKeys(): string[] {
-    return [...this.activations.keys()];
+    const out: string[] = [];
+    for (const [k, a] of this.activations) if (a.live) out.push(k);
+    return out;
+  }
+  /**
+   * Keys of activations created here but not live yet: waiting for the
+   * previous owner to release the actor (handoff). Their messages are queued.
+   */
+  pendingKeys(): string[] {
+    const out: string[] = [];
+    for (const [k, a] of this.activations) if (!a.live) out.push(k);
+    return out;
   }
   /** Number of live activations, optionally of one type. */
   activeCount(type?: string): number {

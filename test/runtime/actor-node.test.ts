@@ -111,3 +111,36 @@ describe('EventSourcedActor snapshots', () => {
     await again.node.stop();
   });
 });
+
+describe('ActorNode handoff', () => {
+  test('an activation waiting for the previous owner to release is pending, not live: only one node ever lists the actor as active', async () => {
+    const net = new MemoryNetwork();
+    const server = new MemoryLogServer();
+    const mk = (id: string) => new ActorNode({
+      nodeId: id, transport: net.transport(id), log: new MemoryEventLog(server), snapshots: new MemorySnapshotStore(server),
+      types: [counterType], strictSerialization: true, isDraining: (n) => n === 'n1',
+    });
+    const n1 = mk('n1');
+    const n2 = mk('n2');
+    await n1.start();
+    await n2.start();
+    const t1 = { epoch: 1, members: [{ id: 'n1', weight: 1 }], overrides: {} };
+    n1.setTable(t1);
+    await n1.ref('counter', 'a').ask({ op: 'add', by: 1 });
+    // n1 is busy with a slow turn when it drains; n2 gets the new table first (n1 lags behind)
+    const slow = n1.ref('counter', 'a').ask({ op: 'slow', ms: 300, tag: 'x' });
+    n2.setTable({ epoch: 2, members: [{ id: 'n2', weight: 1 }], overrides: {}, prev: t1 });
+    const moved = n2.ref('counter', 'a').ask({ op: 'get' });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(n1.activeKeys(), ['counter/a'], 'the previous owner still runs the actor (finishing its turn)');
+    assert.deepEqual(n2.activeKeys(), [], 'the new owner does not list an activation that waits for the release');
+    assert.deepEqual(n2.pendingKeys(), ['counter/a']);
+    await slow;
+    assert.equal(await moved, 1, 'the new owner loads the state the old one persisted');
+    assert.deepEqual(n1.activeKeys(), []);
+    assert.deepEqual(n2.activeKeys(), ['counter/a']);
+    assert.deepEqual(n2.pendingKeys(), []);
+    await n2.stop();
+    await n1.stop();
+  });
+});
