@@ -200,10 +200,12 @@ export async function lockPositions(tx: SqlQueryable, projection: string, stream
 /** Stores new positions of streams whose rows `lockPositions` created and locked. */
 export async function storePositions(tx: SqlQueryable, projection: string, moved: ReadonlyMap<string, number>, now = Date.now()): Promise<void> {
   if (!moved.size) return;
+  // `stream = ANY(...)` probes the primary key per stream whatever the planner knows; an UPDATE ... FROM unnest was
+  // planned (without statistics, as on PGlite, which has no autovacuum) as a hash join over every position row of
+  // the projection: 17 ms a batch at 12,000 streams, against under 1 ms.
   await tx.query(
-    `UPDATE chorus_projection_positions p SET pos = t.pos, updated_at = $4
-       FROM unnest($2::text[], $3::bigint[]) AS t(stream, pos)
-      WHERE p.projection = $1 AND p.stream = t.stream`,
+    `UPDATE chorus_projection_positions p SET pos = ($3::bigint[])[array_position($2::text[], p.stream)], updated_at = $4
+      WHERE p.projection = $1 AND p.stream = ANY($2::text[])`,
     [projection, [...moved.keys()], [...moved.values()], now],
   );
 }

@@ -74,6 +74,16 @@ export interface QuerySideOptions {
    * projection repair a tail that delivers out of order. Default: true in the embedded profile.
    */
   readonly densePositions?: boolean;
+  /**
+   * Longest a log record waits for others to share its projection write
+   * (ProjectionRunnerOptions.maxDelayMs). Each write is a transaction of
+   * several statements whatever its size, so a longer wait costs less CPU per
+   * record at any load; reads that must see a write wait for it by log
+   * position (`freshWaitMs`), then the actor answers from memory. Default 50
+   * in the embedded profile (PGlite statements run on the node's own
+   * thread), 10 in the cluster profile.
+   */
+  readonly projectionDelayMs?: number;
   /** Connections per pg pool. Default 10. */
   readonly poolMax?: number;
 }
@@ -160,6 +170,7 @@ export async function startQuerySide(o: QuerySideOptions): Promise<QuerySide> {
       if (projection) return;
       const runner = new ProjectionRunner(o.log, sink, {
         metrics, logger, densePositions: o.densePositions ?? o.profile === 'embedded',
+        maxDelayMs: o.projectionDelayMs ?? (o.profile === 'embedded' ? 50 : 10),
         ...(cached ? { onCommitted: (moved: ReadonlyMap<string, number>) => void cached!.invalidate(moved) } : {}),
       });
       await runner.start();

@@ -48,6 +48,14 @@ export interface SearchSideOptions {
   readonly runProjections?: boolean | 'lease';
   /** See ProjectionRunnerOptions.densePositions. Default: true in the embedded profile. */
   readonly densePositions?: boolean;
+  /**
+   * Longest a message waits for others to share its index write
+   * (ProjectionRunnerOptions.maxDelayMs): search is eventually consistent
+   * (Elasticsearch itself makes writes visible on a 1 s refresh), and every
+   * write costs a transaction or a bulk request whatever its size. Default
+   * 250 in the embedded profile, 100 in the cluster profile.
+   */
+  readonly projectionDelayMs?: number;
   /** Elasticsearch maintenance period on the projecting node (promote large workspaces, force-merge). Default 1 h; 0: never. */
   readonly maintenanceMs?: number;
 }
@@ -141,6 +149,7 @@ export async function startSearch(o: SearchSideOptions): Promise<SearchSide> {
       if (projection) return;
       const runner = new ProjectionRunner(o.log, sink, {
         name: SEARCH_PROJECTION, prefixes: [SEARCH_PREFIX], metrics, logger, densePositions: o.densePositions ?? o.profile === 'embedded',
+        maxDelayMs: o.projectionDelayMs ?? (o.profile === 'embedded' ? 250 : 100),
       });
       await runner.start();
       projection = runner;

@@ -7,6 +7,7 @@ import { PostgresEventLog, PostgresSnapshotStore } from '../../../adapters/postg
 import { pgliteClient } from '../../../adapters/postgres/pglite-client.ts';
 import { MIGRATIONS, migrate, SchemaTooNewError } from '../../../adapters/postgres/migrations.ts';
 import type { SqlClient } from '../../../adapters/postgres/sql-client.ts';
+import { waitFor } from '../../helpers/ports.ts';
 import { describeEventLog, reopenableFixture } from '../../conformance/event-log.ts';
 
 describeEventLog('PGlite', async () => {
@@ -14,6 +15,16 @@ describeEventLog('PGlite', async () => {
   return reopenableFixture(async () => {
     const client = await pgliteClient(dir);
     const log = new PostgresEventLog(client, { tailPollMs: 20 });
+    const snapshots = new PostgresSnapshotStore(client);
+    return { log, snapshots, close: async () => { await log.close(); await snapshots.close(); await client.close(); } };
+  }, () => rm(dir, { recursive: true, force: true }));
+});
+
+describeEventLog('PGlite, single writer (tails fed from memory once caught up)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chorus-pglite-'));
+  return reopenableFixture(async () => {
+    const client = await pgliteClient(dir);
+    const log = new PostgresEventLog(client, { tailPollMs: 20, singleWriter: true, feedLimit: 7 });
     const snapshots = new PostgresSnapshotStore(client);
     return { log, snapshots, close: async () => { await log.close(); await snapshots.close(); await client.close(); } };
   }, () => rm(dir, { recursive: true, force: true }));
@@ -60,6 +71,103 @@ describe('PostgresEventLog on PGlite: schema and group commit', () => {
         assert.equal((conflict as PromiseRejectedResult).reason.code, 'CHORUS_LOG_CONFLICT');
         assert.deepEqual(next, { status: 'fulfilled', value: { pos: 2, duplicate: false } });
       }
+    } finally {
+      await log.close();
+      await client.close();
+    }
+  });
+
+  test('remembered positions: known streams are planned without reading the table; a stored duplicate id still answers duplicate, a stale expectation still conflicts', async () => {
+    const client = await pgliteClient();
+    const statements: string[] = [];
+    const tap = (q: SqlClient['query']): SqlClient['query'] => (text, params) => { statements.push(text); return q(text, params); };
+    const counting: SqlClient = { ...client, query: tap(client.query), transaction: (fn) => client.transaction((tx) => fn({ query: tap(tx.query) })), close: client.close, dialect: client.dialect };
+    const log = new PostgresEventLog(counting);
+    const reads = () => statements.filter((t) => t.includes('AS last')).length;
+    try {
+      assert.deepEqual(await log.append('channel.w.a', { data: new Uint8Array([1]), dedupId: 'x' }), { pos: 1, duplicate: false });
+      const before = reads();
+      assert.deepEqual(await log.append('channel.w.a', { data: new Uint8Array([2]), dedupId: 'y' }, { expectedLastPos: 1 }), { pos: 2, duplicate: false });
+      assert.equal(reads(), before, 'a remembered stream is planned from memory');
+      // a duplicate of a stored id, planned from memory, meets the unique index and is re-planned from the table
+      assert.deepEqual(await log.append('channel.w.a', { data: new Uint8Array([9]), dedupId: 'x' }), { pos: 1, duplicate: true });
+      await assert.rejects(log.append('channel.w.a', { data: new Uint8Array([3]) }, { expectedLastPos: 1 }), (e: unknown) => (e as { code?: string }).code === 'CHORUS_LOG_CONFLICT');
+      assert.deepEqual(await log.append('channel.w.a', { data: new Uint8Array([3]) }, { expectedLastPos: 2 }), { pos: 3, duplicate: false });
+      assert.deepEqual((await log.read('channel.w.a', 0)).map((e) => [e.pos, e.data[0]]), [[1, 1], [2, 2], [3, 3]]);
+    } finally {
+      await log.close();
+      await client.close();
+    }
+  });
+
+  test('single writer: tails started at any moment, slow or fast, get every record once in order; a caught-up tail stops polling; one that falls behind polls its way back', async () => {
+    const client = await pgliteClient();
+    let polls = 0;
+    const counting: SqlClient = { ...client, query: (text, params) => { if (text.includes('pg_snapshot_xmin')) polls++; return client.query(text, params); }, transaction: client.transaction, close: client.close, dialect: client.dialect };
+    const log = new PostgresEventLog(counting, { singleWriter: true, feedLimit: 50, tailPollMs: 20, tailBatch: 40 });
+    const streams = Array.from({ length: 12 }, (_, i) => `channel.w.c${i}`);
+    const tails: Array<{ got: Map<string, number[]>; slow: boolean; dispose(): unknown }> = [];
+    const startTail = async (slow: boolean) => {
+      const got = new Map<string, number[]>();
+      const sub = await log.tail('channel.', 0, async (e) => {
+        if (slow && e.pos % 7 === 0) await new Promise((r) => setTimeout(r, 2));
+        const l = got.get(e.stream) ?? [];
+        l.push(e.pos);
+        got.set(e.stream, l);
+      });
+      tails.push({ got, slow, dispose: () => sub.dispose() });
+    };
+    try {
+      await startTail(false);
+      const writes: Promise<unknown>[] = [];
+      for (let round = 0; round < 40; round++) {
+        for (const s of streams) writes.push(log.append(s, { data: new Uint8Array([round]) }));
+        if (round % 10 === 5) await startTail(round % 20 === 5); // joins mid-stream, catching up by polls
+        await new Promise((r) => setImmediate(r));
+      }
+      await Promise.all(writes);
+      await waitFor(() => tails.every((t) => streams.every((s) => (t.got.get(s)?.length ?? 0) >= 40)), { what: 'every tail to get every record', timeoutMs: 20_000 });
+      for (const [i, t] of tails.entries()) {
+        for (const s of streams) assert.deepEqual(t.got.get(s), Array.from({ length: 40 }, (_, k) => k + 1), `tail ${i} (${t.slow ? 'slow' : 'fast'}), ${s}: each record once, in order`);
+      }
+      // caught up: new appends reach the tails without a single poll
+      const quiet = polls;
+      await Promise.all(streams.map((s) => log.append(s, { data: new Uint8Array([99]) })));
+      await waitFor(() => tails.every((t) => streams.every((s) => t.got.get(s)!.length === 41)), { what: 'the last record on every tail', timeoutMs: 10_000 });
+      assert.equal(polls, quiet, 'live tails take committed records from memory');
+    } finally {
+      for (const t of tails) await t.dispose();
+      await log.close();
+      await client.close();
+    }
+  });
+
+  test('single writer: a record committed while the catching-up poll was answering is not lost when the tail goes live', async () => {
+    const client = await pgliteClient();
+    let during: (() => Promise<unknown>) | undefined;
+    const racing: SqlClient = {
+      ...client, transaction: client.transaction, close: client.close, dialect: client.dialect,
+      query: async (text, params) => {
+        const rows = await client.query(text, params);
+        if (text.includes('pg_snapshot_xmin') && during) {
+          const fn = during;
+          during = undefined;
+          await fn(); // a commit after the poll's snapshot, before the tail sees its answer
+        }
+        return rows as never;
+      },
+    };
+    const log = new PostgresEventLog(racing, { singleWriter: true, tailPollMs: 20 });
+    try {
+      await log.append('channel.w.a', { data: new Uint8Array([1]) });
+      during = () => log.append('channel.w.a', { data: new Uint8Array([2]) });
+      const got: number[] = [];
+      const sub = await log.tail('channel.', 0, (e) => { got.push(e.pos); });
+      await waitFor(() => got.length >= 2, { what: 'both records', timeoutMs: 3000 });
+      await log.append('channel.w.a', { data: new Uint8Array([3]) });
+      await waitFor(() => got.length >= 3, { what: 'the third record', timeoutMs: 3000 });
+      assert.deepEqual(got, [1, 2, 3]);
+      await sub.dispose();
     } finally {
       await log.close();
       await client.close();
