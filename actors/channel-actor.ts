@@ -18,7 +18,7 @@ import { historyPage, memberList, sincePage, threadPage, unreadCount } from './l
 import {
   MAX_PINS, MAX_REACTIONS, applyChannel, initialChannel, messageAt, view, type ChannelEventRec, type ChannelState, type StoredMessage,
 } from './lib/channel-state.ts';
-import { ChatActor, isAdmin, on, type ChatOptions, type OpHandler } from './lib/chat-actor.ts';
+import { ChatActor, isAdmin, opFor, type ChatOptions, type OpHandler } from './lib/chat-actor.ts';
 import type { QueryStore } from './query-store.ts';
 import { get, has } from './lib/dict.ts';
 import { Init, MemberChanged, ReadState, type ChannelSpec, type ReadStateReply } from './lib/internal.ts';
@@ -34,9 +34,10 @@ type Addr = { by: string; ws: string; ch: string };
 /** Options of the channel actor: the chat options (its reads go through `queryStore` when set). */
 export type ChannelOptions = ChatOptions;
 
+const op = opFor<ChannelActor>();
+
 /** The channel actor. */
 export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
-  private table: Readonly<Record<string, OpHandler>> | undefined;
   /** Ephemeral: last typing event per user. */
   private readonly typingAt = new Map<string, number>();
   private get queryStore(): QueryStore | undefined {
@@ -50,40 +51,43 @@ export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
     return applyChannel(s, e);
   }
 
+  /** The ops this actor answers: one table for every instance (a handler gets the actor as `a`). */
+  private static readonly OPS: Readonly<Record<string, OpHandler>> = {
+    post: op(Post, (a, m) => a.post(m)),
+    edit: op(Edit, (a, m) => a.edit(m)),
+    delete: op(Delete, (a, m) => a.remove(m)),
+    react: op(React, (a, m) => a.react(m, true)),
+    unreact: op(Unreact, (a, m) => a.react(m, false)),
+    pin: op(Pin, (a, m) => a.pin(m, true)),
+    unpin: op(Unpin, (a, m) => a.pin(m, false)),
+    setTopic: op(SetTopic, (a, m) => a.setTopic(m)),
+    joinChannel: op(JoinChannel, (a, m) => a.join(m)),
+    leaveChannel: op(LeaveChannel, (a, m) => a.leave(m)),
+    inviteToChannel: op(InviteToChannel, (a, m) => a.invite(m)),
+    removeFromChannel: op(RemoveFromChannel, (a, m) => a.kick(m)),
+    history: op(History, async (a, m) => (await a.reader(m), a.history(m))),
+    thread: op(Thread, async (a, m) => (await a.reader(m), a.thread(m))),
+    since: op(Since, async (a, m) => (await a.reader(m), sincePage(a.state, m.seq, m.limit))),
+    channelInfo: op(ChannelInfo, (a, m) => a.info(m)),
+    channelMembers: op(ChannelMembers, async (a, m) => (await a.reader(m),
+      a.viaStore((qs, fresh) => qs.channelMembers(m.ws, m.ch, fresh), () => memberList(a.state)))),
+    typing: op(Typing, (a, m) => a.typing(m)),
+    authorizeFile: op(AuthorizeFile, async (a, m) => {
+      if (m.access === 'read') await a.reader(m);
+      else (await a.wsMember(m), a.requireMember(m));
+      return { ok: true };
+    }),
+    fileAdded: op(FileAdded, (a, m) => a.fileAdded(m)),
+    init: op(Init, (a, m) => a.init(m.spec)),
+    memberChanged: op(MemberChanged, (a, m) => a.memberChanged(m)),
+    readState: op(ReadState, async (a, m): Promise<ReadStateReply> => {
+      await a.reader(m);
+      return { latestSeq: a.state.messages.length, unread: unreadCount(a.state, m.by, m.after) };
+    }),
+  };
+
   protected ops(): Readonly<Record<string, OpHandler>> {
-    return (this.table ??= {
-      post: on(Post, (m) => this.post(m)),
-      edit: on(Edit, (m) => this.edit(m)),
-      delete: on(Delete, (m) => this.remove(m)),
-      react: on(React, (m) => this.react(m, true)),
-      unreact: on(Unreact, (m) => this.react(m, false)),
-      pin: on(Pin, (m) => this.pin(m, true)),
-      unpin: on(Unpin, (m) => this.pin(m, false)),
-      setTopic: on(SetTopic, (m) => this.setTopic(m)),
-      joinChannel: on(JoinChannel, (m) => this.join(m)),
-      leaveChannel: on(LeaveChannel, (m) => this.leave(m)),
-      inviteToChannel: on(InviteToChannel, (m) => this.invite(m)),
-      removeFromChannel: on(RemoveFromChannel, (m) => this.kick(m)),
-      history: on(History, async (m) => (await this.reader(m), this.history(m))),
-      thread: on(Thread, async (m) => (await this.reader(m), this.thread(m))),
-      since: on(Since, async (m) => (await this.reader(m), sincePage(this.state, m.seq, m.limit))),
-      channelInfo: on(ChannelInfo, (m) => this.info(m)),
-      channelMembers: on(ChannelMembers, async (m) => (await this.reader(m),
-        this.viaStore((qs, fresh) => qs.channelMembers(m.ws, m.ch, fresh), () => memberList(this.state)))),
-      typing: on(Typing, (m) => this.typing(m)),
-      authorizeFile: on(AuthorizeFile, async (m) => {
-        if (m.access === 'read') await this.reader(m);
-        else (await this.wsMember(m), this.requireMember(m));
-        return { ok: true };
-      }),
-      fileAdded: on(FileAdded, (m) => this.fileAdded(m)),
-      init: on(Init, (m) => this.init(m.spec)),
-      memberChanged: on(MemberChanged, (m) => this.memberChanged(m)),
-      readState: on(ReadState, async (m): Promise<ReadStateReply> => {
-        await this.reader(m);
-        return { latestSeq: this.state.messages.length, unread: unreadCount(this.state, m.by, m.after) };
-      }),
-    });
+    return ChannelActor.OPS;
   }
 
   // ---- existence and permissions ---------------------------------------------

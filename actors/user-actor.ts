@@ -16,7 +16,7 @@
 import type { ActorType } from '../runtime/index.ts';
 import { CHAT_FORBIDDEN, CHAT_INVALID, CHAT_NOT_MEMBER, chatError } from './errors.ts';
 import type { ChannelListing, NotifyKind, Presence, UnreadEntry, UserEvent } from './events.ts';
-import { ChatActor, on, type ChatOptions, type OpHandler } from './lib/chat-actor.ts';
+import { ChatActor, opFor, type ChatOptions, type OpHandler } from './lib/chat-actor.ts';
 import { searchAs } from './lib/search-access.ts';
 import { get } from './lib/dict.ts';
 import { MemberChanged, Membership, Notify, SweepSessions, type ReadStateReply } from './lib/internal.ts';
@@ -31,9 +31,10 @@ import type { z } from 'zod';
 
 type Addr = { by: string; ws: string; user?: string | undefined };
 
+const op = opFor<UserActor>();
+
 /** The user actor. */
 export class UserActor extends ChatActor<UserState, UserEventRec> {
-  private table: Readonly<Record<string, OpHandler>> | undefined;
   private sessionTable: SessionTable | undefined;
   private lastPresence: Presence | undefined;
   /** Ephemeral: latest seqs learned from channels' readState answers. */
@@ -59,40 +60,43 @@ export class UserActor extends ChatActor<UserState, UserEventRec> {
     return k.slice(0, k.indexOf('.'));
   }
 
+  /** The ops this actor answers: one table for every instance (a handler gets the actor as `a`). */
+  private static readonly OPS: Readonly<Record<string, OpHandler>> = {
+    getProfile: op(GetProfile, async (a, m) => {
+      await a.member(m);
+      return a.viaStore((qs, fresh) => qs.profile(a.ws, a.me, fresh), () => ({ user: a.me, ...a.profileView() }));
+    }),
+    updateProfile: op(UpdateProfile, (a, m) => a.updateProfile(m)),
+    setAway: op(SetAway, (a, m) => a.write(m, 'setAway', [{ type: 'away', away: m.away }], { away: m.away }).then((r) => (a.presenceChanged(), r))),
+    getPresence: op(GetPresence, async (a, m) => (await a.member(m), { user: a.me, presence: a.presence() })),
+    markRead: op(MarkRead, (a, m) => a.markRead(m)),
+    unreads: op(Unreads, (a, m) => a.unreads(m)),
+    setNotifyPrefs: op(SetNotifyPrefs, (a, m) => a.write(m, 'setNotifyPrefs', [{ type: 'prefs', level: m.level, ...(m.ch ? { ch: m.ch } : {}) }], { ch: m.ch ?? null, level: m.level })),
+    search: op(SearchMessages, (a, m) => a.search(m)),
+    me: op(Me, async (a, m) => {
+      await a.own(m);
+      const s = a.state;
+      return { user: a.me, ...a.profileView(), away: s.away, presence: a.presence(), prefs: structuredClone(s.prefs), sessions: a.sessions.list() };
+    }),
+    sessionOpened: op(SessionOpened, async (a, m) => {
+      await a.own(m);
+      a.sessions.open(m.sessionId, m.node, m.device, a.now());
+      return a.sessionsChanged();
+    }),
+    sessionClosed: op(SessionClosed, (a, m) => a.cheapOwn(m, () => a.sessions.close(m.sessionId))),
+    sessionsRefresh: op(SessionsRefresh, (a, m) => a.cheapOwn(m, () => a.sessions.refresh(m.node, m.sessionIds, a.now()))),
+    sessionIdle: op(SessionIdle, (a, m) => a.cheapOwn(m, () => a.sessions.setIdle(m.sessionId, m.idle))),
+    sweepSessions: op(SweepSessions, (a) => a.sessionsChanged()),
+    notify: op(Notify, (a, m) => a.onNotify(m)),
+    membership: op(Membership, (a, m) => a.onMembership(m)),
+    memberChanged: op(MemberChanged, (a, m) => {
+      expectKey(a.ctx.id.key, userKey(m.ws, m.user));
+      a.forgetRole(m.user);
+    }),
+  };
+
   protected ops(): Readonly<Record<string, OpHandler>> {
-    return (this.table ??= {
-      getProfile: on(GetProfile, async (m) => {
-        await this.member(m);
-        return this.viaStore((qs, fresh) => qs.profile(this.ws, this.me, fresh), () => ({ user: this.me, ...this.profileView() }));
-      }),
-      updateProfile: on(UpdateProfile, (m) => this.updateProfile(m)),
-      setAway: on(SetAway, (m) => this.write(m, 'setAway', [{ type: 'away', away: m.away }], { away: m.away }).then((r) => (this.presenceChanged(), r))),
-      getPresence: on(GetPresence, async (m) => (await this.member(m), { user: this.me, presence: this.presence() })),
-      markRead: on(MarkRead, (m) => this.markRead(m)),
-      unreads: on(Unreads, (m) => this.unreads(m)),
-      setNotifyPrefs: on(SetNotifyPrefs, (m) => this.write(m, 'setNotifyPrefs', [{ type: 'prefs', level: m.level, ...(m.ch ? { ch: m.ch } : {}) }], { ch: m.ch ?? null, level: m.level })),
-      search: on(SearchMessages, (m) => this.search(m)),
-      me: on(Me, async (m) => {
-        await this.own(m);
-        const s = this.state;
-        return { user: this.me, ...this.profileView(), away: s.away, presence: this.presence(), prefs: structuredClone(s.prefs), sessions: this.sessions.list() };
-      }),
-      sessionOpened: on(SessionOpened, async (m) => {
-        await this.own(m);
-        this.sessions.open(m.sessionId, m.node, m.device, this.now());
-        return this.sessionsChanged();
-      }),
-      sessionClosed: on(SessionClosed, (m) => this.cheapOwn(m, () => this.sessions.close(m.sessionId))),
-      sessionsRefresh: on(SessionsRefresh, (m) => this.cheapOwn(m, () => this.sessions.refresh(m.node, m.sessionIds, this.now()))),
-      sessionIdle: on(SessionIdle, (m) => this.cheapOwn(m, () => this.sessions.setIdle(m.sessionId, m.idle))),
-      sweepSessions: on(SweepSessions, () => this.sessionsChanged()),
-      notify: on(Notify, (m) => this.onNotify(m)),
-      membership: on(Membership, (m) => this.onMembership(m)),
-      memberChanged: on(MemberChanged, (m) => {
-        expectKey(this.ctx.id.key, userKey(m.ws, m.user));
-        this.forgetRole(m.user);
-      }),
-    });
+    return UserActor.OPS;
   }
 
   // ---- guards ---------------------------------------------------------------

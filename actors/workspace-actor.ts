@@ -9,7 +9,7 @@
 import type { ActorType } from '../runtime/index.ts';
 import { CHAT_CONFLICT, CHAT_FORBIDDEN, CHAT_NOT_FOUND, CHAT_NOT_MEMBER, QUOTA_EXCEEDED, chatError } from './errors.ts';
 import type { ChannelListing, UserEvent, WorkspaceEvent } from './events.ts';
-import { ChatActor, isAdmin, on, type ChatOptions, type OpHandler } from './lib/chat-actor.ts';
+import { ChatActor, isAdmin, opFor, type ChatOptions, type OpHandler } from './lib/chat-actor.ts';
 import { get } from './lib/dict.ts';
 import { dmChannelId } from './lib/hash.ts';
 import { ChannelSpecQuery, MemberRole, MirrorMember, type ChannelSpec, type MemberRoleReply } from './lib/internal.ts';
@@ -44,9 +44,10 @@ export const MAX_LIVE_INVITES = DEFAULT_WORKSPACE_QUOTAS.maxLiveInvites;
 /** Default invite life: 7 days. */
 export const DEFAULT_INVITE_TTL_MS = 7 * 86_400_000;
 
+const op = opFor<WorkspaceActor>();
+
 /** The workspace actor. */
 export class WorkspaceActor extends ChatActor<WorkspaceState, WorkspaceEventRec> {
-  private table: Readonly<Record<string, OpHandler>> | undefined;
 
   protected initialState(): WorkspaceState {
     return initialWorkspace();
@@ -55,26 +56,29 @@ export class WorkspaceActor extends ChatActor<WorkspaceState, WorkspaceEventRec>
     return applyWorkspace(s, e);
   }
 
+  /** The ops this actor answers: one table for every instance (a handler gets the actor as `a`). */
+  private static readonly OPS: Readonly<Record<string, OpHandler>> = {
+    createWorkspace: op(CreateWorkspace, (a, m) => a.create(m)),
+    workspaceInfo: op(WorkspaceInfo, (a, m) => a.info(m)),
+    updateSettings: op(UpdateSettings, (a, m) => a.updateSettings(m)),
+    createInvite: op(CreateInvite, (a, m) => a.createInvite(m)),
+    joinWorkspace: op(JoinWorkspace, (a, m) => a.join(m)),
+    removeMember: op(RemoveMember, (a, m) => a.removeMember(m)),
+    setRole: op(SetRole, (a, m) => a.setRole(m)),
+    listMembers: op(ListMembers, (a, m) => a.listMembers(m)),
+    createChannel: op(CreateChannel, (a, m) => a.createChannel(m)),
+    openDm: op(OpenDm, (a, m) => a.openDm(m)),
+    listChannels: op(ListChannels, (a, m) => a.listChannels(m)),
+    memberRole: op(MemberRole, (a, m): MemberRoleReply => {
+      expectKey(a.ctx.id.key, m.ws);
+      return { role: a.roleOf(m.user) };
+    }),
+    channelSpec: op(ChannelSpecQuery, (a, m) => a.channelSpec(m)),
+    mirrorMember: op(MirrorMember, (a, m) => a.mirror(m)),
+  };
+
   protected ops(): Readonly<Record<string, OpHandler>> {
-    return (this.table ??= {
-      createWorkspace: on(CreateWorkspace, (m) => this.create(m)),
-      workspaceInfo: on(WorkspaceInfo, (m) => this.info(m)),
-      updateSettings: on(UpdateSettings, (m) => this.updateSettings(m)),
-      createInvite: on(CreateInvite, (m) => this.createInvite(m)),
-      joinWorkspace: on(JoinWorkspace, (m) => this.join(m)),
-      removeMember: on(RemoveMember, (m) => this.removeMember(m)),
-      setRole: on(SetRole, (m) => this.setRole(m)),
-      listMembers: on(ListMembers, (m) => this.listMembers(m)),
-      createChannel: on(CreateChannel, (m) => this.createChannel(m)),
-      openDm: on(OpenDm, (m) => this.openDm(m)),
-      listChannels: on(ListChannels, (m) => this.listChannels(m)),
-      memberRole: on(MemberRole, (m): MemberRoleReply => {
-        expectKey(this.ctx.id.key, m.ws);
-        return { role: this.roleOf(m.user) };
-      }),
-      channelSpec: on(ChannelSpecQuery, (m) => this.channelSpec(m)),
-      mirrorMember: on(MirrorMember, (m) => this.mirror(m)),
-    });
+    return WorkspaceActor.OPS;
   }
 
   // ---- guards ----------------------------------------------------------

@@ -522,37 +522,7 @@ export class ActorNode implements RefTarget {
   }
 
   private makeContext(a: Activation): ActorContext {
-    const node = this;
-    return {
-      id: a.id,
-      nodeId: this.nodeId,
-      clock: this.clock,
-      logger: this.logger.child({ actor: a.key }),
-      log: this.opts.log,
-      snapshots: this.opts.snapshots,
-      self: new ActorRef(a.id, this),
-      ref: (type, key) => node.ref(type, key),
-      setTimer(name, delayMs, msg, opts = {}) {
-        const old = a.timers.get(name);
-        if (old) node.clock.clearTimeout(old);
-        const fire = () => {
-          if (!a.accepting) return;
-          if (opts.repeat) a.timers.set(name, node.clock.setTimeout(fire, delayMs));
-          else a.timers.delete(name);
-          a.enqueue({ msg, meta: { kind: 'tell', senderNode: node.nodeId } });
-        };
-        a.timers.set(name, node.clock.setTimeout(fire, delayMs));
-      },
-      cancelTimer(name) {
-        const t = a.timers.get(name);
-        if (t) node.clock.clearTimeout(t);
-        a.timers.delete(name);
-      },
-      publish: (subject, value) => this.opts.transport.publish(subject, this.codec.encode(value)),
-      passivate() {
-        a.passivateRequested = true;
-      },
-    };
+    return new NodeActorContext(this, a, this.opts, this.logger, this.codec);
   }
 
   private scheduleSweep(): void {
@@ -572,4 +542,68 @@ export class ActorNode implements RefTarget {
 /** Errors after which an ask is tried again (at the owner by the newest table) until its deadline. */
 function isRetriable(e: ChorusError): boolean {
   return e.code === 'CHORUS_NOT_OWNER' || e.code === 'CHORUS_NODE_UNAVAILABLE' || e.code === 'CHORUS_NO_OWNER';
+}
+
+/**
+ * The ActorContext of one activation. Methods live on the prototype and the
+ * logger and self ref are made on first use: a node holds one context per
+ * live actor (one user actor per connected user), so closures per context
+ * were most of its size.
+ */
+class NodeActorContext implements ActorContext {
+  readonly id: ActorId;
+  readonly nodeId: string;
+  readonly clock: Clock;
+  readonly log: EventLog;
+  readonly snapshots: SnapshotStore;
+  private loggerValue: Logger | undefined;
+  private selfRef: ActorRef | undefined;
+
+  constructor(
+    private readonly node: ActorNode,
+    private readonly a: Activation,
+    private readonly opts: ActorNodeOptions,
+    private readonly nodeLogger: Logger,
+    private readonly codec: Codec,
+  ) {
+    this.id = a.id;
+    this.nodeId = node.nodeId;
+    this.clock = node.clock;
+    this.log = opts.log;
+    this.snapshots = opts.snapshots;
+  }
+
+  get logger(): Logger {
+    return (this.loggerValue ??= this.nodeLogger.child({ actor: this.a.key }));
+  }
+  get self(): ActorRef {
+    return (this.selfRef ??= new ActorRef(this.a.id, this.node));
+  }
+  ref(type: string, key: string): ActorRef {
+    return this.node.ref(type, key);
+  }
+  setTimer(name: string, delayMs: number, msg: unknown, opts: { repeat?: boolean } = {}): void {
+    const a = this.a;
+    const clock = this.clock;
+    const old = a.timers.get(name);
+    if (old) clock.clearTimeout(old);
+    const fire = () => {
+      if (!a.accepting) return;
+      if (opts.repeat) a.timers.set(name, clock.setTimeout(fire, delayMs));
+      else a.timers.delete(name);
+      a.enqueue({ msg, meta: { kind: 'tell', senderNode: this.nodeId } });
+    };
+    a.timers.set(name, clock.setTimeout(fire, delayMs));
+  }
+  cancelTimer(name: string): void {
+    const t = this.a.timers.get(name);
+    if (t) this.clock.clearTimeout(t);
+    this.a.timers.delete(name);
+  }
+  publish(subject: string, value: unknown): void {
+    this.opts.transport.publish(subject, this.codec.encode(value));
+  }
+  passivate(): void {
+    this.a.passivateRequested = true;
+  }
 }
