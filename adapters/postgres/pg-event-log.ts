@@ -219,10 +219,11 @@ export class PostgresEventLog implements EventLog {
         // Plan from the remembered positions on the first attempt when it can; a retry (a lost race or a stored
         // duplicate id surfaced as a unique violation) reads the table.
         const fromCache = attempt === 1 && this.canPlanFromCache(batch);
-        // On pg a batch that fits one INSERT needs no transaction: that statement is atomic, and a state read that went
-        // stale before it surfaces as a unique violation (retried), never as a wrong position; saves BEGIN and COMMIT.
-        // PGlite keeps the transaction: outside one it syncs its files after every statement.
-        done = this.client.dialect === 'pg' && batch.length <= this.opts.rowsPerStatement
+        // A batch that fits one INSERT needs no transaction: that statement is atomic, and a state read that went stale
+        // before it surfaces as a unique violation (retried), never as a wrong position; saves BEGIN and COMMIT (on PGlite
+        // each is a round trip through its WebAssembly glue: 3 statements a batch cost about twice 1). PGlite keeps the
+        // transaction when the batch also reads the table: outside one it syncs its files after every statement.
+        done = (this.client.dialect === 'pg' || fromCache) && batch.length <= this.opts.rowsPerStatement
           ? await this.planAndInsert(this.client, batch, fromCache)
           : await this.client.transaction((tx) => this.planAndInsert(tx, batch, fromCache));
       } catch (err) {
