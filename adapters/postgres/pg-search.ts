@@ -26,7 +26,7 @@ import {
 } from '../../actors/search.ts';
 import { BackendError, ChorusError } from '../../runtime/errors.ts';
 import { migrate } from './migrations.ts';
-import { lockPositions, reactionsFromJson, storePositions, wsOfStream } from './query-projection.ts';
+import { PositionBook, reactionsFromJson, wsOfStream } from './query-projection.ts';
 import { projectionPositions } from './query-sink.ts';
 import type { QueryTable } from './query-tables.ts';
 import { ShardWriteGate, type QueryRouting } from './shard-router.ts';
@@ -63,6 +63,8 @@ export class PostgresSearch implements Search, SearchIndexWriter {
   private readyP: Promise<void> | undefined;
   private readonly cfg: string;
   private readonly gate: ShardWriteGate;
+  /** Positions committed per shard database (see PositionBook). */
+  private readonly books = new Map<string, PositionBook>();
 
   constructor(private readonly routing: QueryRouting, private readonly opts: PostgresSearchOptions = {}) {
     this.gate = new ShardWriteGate(routing);
@@ -112,15 +114,20 @@ export class PostgresSearch implements Search, SearchIndexWriter {
     const maxAttempts = this.opts.maxAttempts ?? 10;
     for (let attempt = 1; ; attempt++) {
       try {
-        await db.sql.primary.transaction(async (tx) => {
-          const positions = await lockPositions(tx, PG_SEARCH_PROJECTION, streams);
+        let book = this.books.get(db.id);
+        if (!book) this.books.set(db.id, (book = new PositionBook(PG_SEARCH_PROJECTION)));
+        const after = await db.sql.primary.transaction(async (tx) => {
+          const positions = await book!.lock(tx, streams);
           const changes = await fn({ positions, load: (keys) => loadDocs(tx, keys) });
           await writeChanges(tx, changes);
           const moved = new Map([...changes.positions].filter(([s, p]) => p !== positions.get(s)));
-          await storePositions(tx, PG_SEARCH_PROJECTION, moved);
+          await book!.store(tx, moved, positions);
+          return new Map([...positions, ...moved]);
         });
+        book.committed(after);
         return;
       } catch (err) {
+        this.books.get(db.id)?.forget();
         const state = sqlState(err);
         if (state && RETRYABLE_SQLSTATES.has(state) && attempt < maxAttempts) {
           await new Promise((r) => setTimeout(r, Math.min(200, 5 * 2 ** attempt) * Math.random()));

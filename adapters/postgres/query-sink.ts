@@ -9,7 +9,7 @@ import { BackendError } from '../../runtime/errors.ts';
 import type { LogEntry } from '../../runtime/log/event-log.ts';
 import type { Codec } from '../../runtime/codec.ts';
 import { migrate } from './migrations.ts';
-import { applyEntries, QUERY_PROJECTION, wsOfStream, type ApplyResult } from './query-projection.ts';
+import { applyEntries, PositionBook, QUERY_PROJECTION, wsOfStream, type ApplyResult } from './query-projection.ts';
 import { ShardWriteGate, type QueryRouting } from './shard-router.ts';
 import { RETRYABLE_SQLSTATES, sqlState, type SqlClient } from './sql-client.ts';
 
@@ -29,6 +29,8 @@ export class PostgresProjectionSink {
   private readonly projection: string;
   private readonly maxAttempts: number;
   private readonly gate: ShardWriteGate;
+  /** Positions committed per shard database (see PositionBook). */
+  private readonly books = new Map<string, PositionBook>();
   private readyP: Promise<unknown> | undefined;
 
   constructor(private readonly routing: QueryRouting, private readonly opts: ProjectionSinkOptions = {}) {
@@ -75,7 +77,9 @@ export class PostgresProjectionSink {
     const total: ApplyResult = { applied: 0, skipped: 0, poison: 0, positions: new Map() };
     await Promise.all([...groups].map(async ([id, group]) => {
       const db = this.routing.dbs().find((d) => d.id === id)!;
-      const r = await applyWithRetry(db.sql.primary, group, this.projection, this.maxAttempts, this.opts.codec);
+      let book = this.books.get(id);
+      if (!book) this.books.set(id, (book = new PositionBook(this.projection)));
+      const r = await applyWithRetry(db.sql.primary, group, this.projection, this.maxAttempts, this.opts.codec, book);
       total.applied += r.applied;
       total.skipped += r.skipped;
       total.poison += r.poison;
@@ -103,11 +107,15 @@ export async function applyWithRetry(
   projection = QUERY_PROJECTION,
   maxAttempts = 10,
   codec?: Codec,
+  book?: PositionBook,
 ): Promise<ApplyResult> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await client.transaction((tx) => applyEntries(tx, entries, { projection, ...(codec ? { codec } : {}) }));
+      const r = await client.transaction((tx) => applyEntries(tx, entries, { projection, ...(codec ? { codec } : {}), ...(book ? { book } : {}) }));
+      book?.committed(r.positions);
+      return r;
     } catch (err) {
+      book?.forget();
       const state = sqlState(err);
       if (state && RETRYABLE_SQLSTATES.has(state) && attempt < maxAttempts) {
         await new Promise((r) => setTimeout(r, Math.min(200, 5 * 2 ** attempt) * Math.random()));

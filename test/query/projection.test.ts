@@ -183,3 +183,35 @@ describe('ProjectionRunner killed with SIGKILL on a real PostgreSQL', () => {
     }
   });
 });
+
+describe('PostgresProjectionSink positions remembered between batches', () => {
+  test('a second writer that moved positions meanwhile makes the batch re-read them: nothing applied twice, the store still matches the log', async () => {
+    const client = await pgliteClient();
+    try {
+      const data = generateLog('wpb', 7, 240);
+      const a = new PostgresProjectionSink(singleRouting(client));
+      const b = new PostgresProjectionSink(singleRouting(client));
+      const first = data.entries.slice(0, 80);
+      const second = data.entries.slice(80, 160);
+      const third = data.entries.slice(80); // overlaps what b wrote
+      assert.equal((await a.apply(first)).applied, first.length);
+      assert.equal((await b.apply(second)).applied, second.length, 'b reads the positions a stored');
+      let statements = 0;
+      const r = await a.apply(third);
+      assert.equal(r.applied, third.length - second.length, 'a does not apply again what b applied');
+      assert.equal(r.skipped, second.length);
+      await assertStoreMatches(new PostgresQueryStore(singleRouting(client)), data);
+      // with nobody else writing, a batch of known streams reads no positions at all
+      const counting = { ...client, transaction: <T>(fn: (tx: { query: SqlClient['query'] }) => Promise<T>) => client.transaction((tx) => fn({ query: (t, p) => { if (/FOR UPDATE/.test(t)) statements++; return tx.query(t, p); } })) } as SqlClient;
+      const c = new PostgresProjectionSink(singleRouting(counting));
+      const more = generateLog('wpb', 7, 300).entries.slice(240);
+      await c.apply(more.slice(0, 20));
+      const locksFirst = statements;
+      await c.apply(more.slice(20));
+      assert.ok(locksFirst > 0, 'the first batch reads and locks the positions');
+      assert.equal(statements, locksFirst, 'later batches of the same streams read none');
+    } finally {
+      await client.close();
+    }
+  });
+});
