@@ -100,8 +100,8 @@ export async function startNode(config: ChorusConfig, opts: StartOptions = {}): 
   if (wantQuery) {
     try {
       query = await startQuerySide({
+        // embedded: its own database (${dataDir}/query), run in a worker thread, not the log's
         profile: config.profile, log: c.resolve(EVENT_LOG), kv: c.resolve(KV_STORE), metrics, logger, nodeId: config.nodeId, dataDir: config.dataDir,
-        ...(ports.sql ? { sql: ports.sql } : {}),
         ...(config.profile === 'cluster' ? querySideEnv(process.env) : {}),
       });
     } catch (err) {

@@ -1,6 +1,7 @@
 export * from './sql-client.ts';
 export * from './sql-metrics.ts';
 export * from './pglite-client.ts';
+export * from './pglite-worker-client.ts';
 export * from './pglite-maintenance.ts';
 export * from './pg-client.ts';
 export * from './migrations.ts';

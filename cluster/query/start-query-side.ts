@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import type { QueryStore } from '../../actors/query-store.ts';
 import {
   KvShardDirectory, MemoryShardDirectory, PostgresProjectionSink, PostgresQueryStore, QUERY_SHARD_PROJECTION, ReplicatedSql, ShardRouter, migrate,
-  pgPoolClient, pgliteClient, singleRouting, timedSql, type QueryRouting, type ShardDirectory, type ShardProjection, type SqlClient,
+  pgPoolClient, singleRouting, startPgliteMaintenance, timedSql, workerPgliteClient, type QueryRouting, type ShardDirectory, type ShardProjection, type SqlClient,
 } from '../../adapters/postgres/query.ts';
 import { RedisCacheStore } from '../../adapters/redis/index.ts';
 import type { KvStore } from '../../runtime/kv/kv.ts';
@@ -46,7 +46,7 @@ export interface QuerySideOptions {
   readonly logger?: Logger;
   /** Names this node in cache invalidations. */
   readonly nodeId?: string;
-  /** embedded: the database to use; default PGlite in `${dataDir}/query`. */
+  /** embedded: the database to use; default PGlite in `${dataDir}/query`, run in a worker thread (workerPgliteClient). */
   readonly sql?: SqlClient;
   /** embedded: where the default PGlite lives. Default './data'. */
   readonly dataDir?: string;
@@ -123,8 +123,12 @@ export async function startQuerySide(o: QuerySideOptions): Promise<QuerySide> {
     let routing: QueryRouting;
     let shards: ShardRouter | undefined;
     if (o.profile === 'embedded') {
-      const client = o.sql ?? timedSql(await pgliteClient(join(o.dataDir ?? './data', 'query')), { metrics, db: 'query' });
-      if (!o.sql) closers.push(() => client.close());
+      // its own PGlite in a worker thread: the projections' and reads' database work runs on another core than the node's loop
+      const client = o.sql ?? timedSql(await workerPgliteClient(join(o.dataDir ?? './data', 'query')), { metrics, db: 'query' });
+      if (!o.sql) {
+        closers.push(() => client.close());
+        closers.push(startPgliteMaintenance(client, { logger })); // PGlite has no autovacuum
+      }
       routing = singleRouting(client);
     } else {
       const specs = o.shards ?? [];

@@ -1,0 +1,111 @@
+import { Worker } from 'node:worker_threads';
+import { BackendError } from '../../runtime/errors.ts';
+import type { SqlClient, SqlQueryable } from './sql-client.ts';
+
+/** A message from the main thread to the worker that owns the database. */
+export type WorkerRequest =
+  | { id: number; kind: 'query'; text: string; params?: unknown[]; tx?: number }
+  | { id: number; kind: 'begin'; tx?: undefined }
+  | { id: number; kind: 'commit' | 'rollback'; tx: number }
+  | { id: number; kind: 'close'; tx?: undefined };
+
+/** A request before it gets its id. */
+type Unsent = WorkerRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
+
+/** The worker's answer to request `id` (id 0: the database is ready, or failed to open). */
+export type WorkerReply =
+  | { id: number; ok: true; rows: Record<string, unknown>[] }
+  | { id: number; ok: false; err: { message: string; code?: string } };
+
+/**
+ * A SqlClient over PGlite running in a worker thread: the same database and
+ * results as `pgliteClient(dir)`, but PostgreSQL's work (planning, executing,
+ * writing its files) runs on another core, so it no longer competes with the
+ * node's event loop. Each statement costs a message each way (rows are
+ * structured-cloned); a transaction holds the worker's one connection until
+ * its callback ends, as on PGlite itself. An error keeps its SQLSTATE on
+ * `code`. If the worker dies, every pending and later call fails with
+ * BackendError.
+ */
+/** A SqlClient whose PGlite runs in a worker thread. */
+export interface WorkerSqlClient extends SqlClient {
+  /** The worker thread now serving (replaced if it dies). */
+  readonly thread: Worker;
+}
+
+export async function workerPgliteClient(dir?: string): Promise<WorkerSqlClient> {
+  const pending = new Map<number, { resolve(rows: Record<string, unknown>[]): void; reject(e: unknown): void }>();
+  let nextId = 1;
+  let closed = false;
+  let down: Error | undefined;
+  const start = (): Promise<Worker> => new Promise<Worker>((resolve, reject) => {
+    const w = new Worker(new URL('./pglite-worker.mjs', import.meta.url), { workerData: { dir } });
+    let ready = false;
+    w.on('message', (r: WorkerReply) => {
+      if (r.id === 0) {
+        ready = r.ok;
+        if (r.ok) resolve(w);
+        else reject(new BackendError('pglite', `the PGlite worker could not open its database: ${r.err.message}`));
+        return;
+      }
+      const p = pending.get(r.id);
+      if (!p) return;
+      pending.delete(r.id);
+      if (r.ok) p.resolve(r.rows);
+      else p.reject(Object.assign(new Error(r.err.message), r.err.code !== undefined ? { code: r.err.code } : {}));
+    });
+    w.on('error', (err) => { down = err; });
+    w.on('exit', (code) => {
+      const why = down ?? new Error(`the PGlite worker exited (code ${code})`);
+      down = undefined;
+      for (const p of pending.values()) p.reject(new BackendError('pglite', why.message, { cause: why }));
+      pending.clear();
+      if (!ready) reject(new BackendError('pglite', why.message, { cause: why }));
+      // a worker that died under a running node is replaced: statements in flight failed (callers retry), later ones go to the new one
+      else if (!closed) current = start().catch((err: unknown) => { throw err; });
+    });
+  });
+  let current = start();
+  let worker = await current;
+  current.then((w) => (worker = w), () => {});
+
+  /** Sends a request; `onId` learns its id (a begin's id names its transaction). */
+  const call = async (req: Unsent, onId?: (id: number) => void): Promise<Record<string, unknown>[]> => {
+    const w = await current; // a replacement worker, once it is ready
+    worker = w;
+    const id = nextId++;
+    onId?.(id);
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      w.postMessage({ ...req, id } as WorkerRequest);
+    });
+  };
+  const query = (tx: number | undefined) => <R extends Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<R[]> =>
+    call({ kind: 'query', text, ...(params ? { params: [...params] } : {}), ...(tx !== undefined ? { tx } : {}) }) as Promise<R[]>;
+  return {
+    get thread() {
+      return worker;
+    },
+    dialect: 'pglite',
+    query: query(undefined),
+    async transaction<T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T> {
+      let id = 0;
+      await call({ kind: 'begin' }, (n) => (id = n));
+      let result: T;
+      try {
+        result = await fn({ query: query(id) });
+      } catch (err) {
+        await call({ kind: 'rollback', tx: id }).catch(() => {});
+        throw err;
+      }
+      await call({ kind: 'commit', tx: id });
+      return result;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await call({ kind: 'close' }).catch(() => {});
+      await worker.terminate();
+    },
+  };
+}
