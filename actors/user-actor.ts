@@ -38,7 +38,7 @@ export class UserActor extends ChatActor<UserState, UserEventRec> {
   private sessionTable: SessionTable | undefined;
   private lastPresence: Presence | undefined;
   /** Ephemeral: latest seqs learned from channels' readState answers. */
-  private readonly latestSeen = new Map<string, number>();
+  private latestSeen: Map<string, number> | undefined;
 
   protected initialState(): UserState {
     return initialUser();
@@ -188,10 +188,10 @@ export class UserActor extends ChatActor<UserState, UserEventRec> {
       this.askActor<ReadStateReply>('channel', channelKey(this.ws, ch), { op: 'readState', ws: this.ws, ch, by: this.me, after: c.read })));
     return chans.map(([ch, c], i) => {
       const a = answers[i]!;
-      const known = Math.max(c.latest, this.latestSeen.get(ch) ?? 0);
+      const known = Math.max(c.latest, this.latestSeen?.get(ch) ?? 0);
       const e: UnreadEntry = { ch, kind: c.kind, name: c.name, readSeq: c.read, latestSeq: known, unread: Math.max(0, known - c.read), mentions: c.mentions.length, level: this.level(ch) };
       if (a.status === 'fulfilled') {
-        this.latestSeen.set(ch, a.value.latestSeq);
+        (this.latestSeen ??= new Map()).set(ch, a.value.latestSeq);
         e.latestSeq = Math.max(known, a.value.latestSeq);
         e.unread = a.value.unread;
       } else e.stale = true;

@@ -16,27 +16,29 @@ export const NEGATIVE_TTL_MS = 2000;
 
 /** user -> role or null (not a member), with expiry; at most `max` entries (oldest evicted). */
 export class MemberCache {
-  private readonly entries = new Map<string, { role: Role | null; until: number }>();
+  /** Made on first use: most actors (a user actor per connected user) never cache a role. */
+  private entries: Map<string, { role: Role | null; until: number }> | undefined;
   constructor(private readonly ttlMs = MEMBER_CACHE_TTL_MS, private readonly max = 10_000) {}
 
   /** The cached role (null = known non-member), or undefined when unknown or expired. */
   get(user: string, now: number): Role | null | undefined {
-    const e = this.entries.get(user);
+    const e = this.entries?.get(user);
     if (!e) return undefined;
     if (e.until <= now) {
-      this.entries.delete(user);
+      this.entries!.delete(user);
       return undefined;
     }
     return e.role;
   }
   /** Caches an answer. */
   set(user: string, role: Role | null, now: number): void {
+    this.entries ??= new Map();
     this.entries.delete(user);
     this.entries.set(user, { role, until: now + (role === null ? Math.min(this.ttlMs, NEGATIVE_TTL_MS) : this.ttlMs) });
     if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
   }
   /** Forgets one user (membership changed). */
   drop(user: string): void {
-    this.entries.delete(user);
+    this.entries?.delete(user);
   }
 }
