@@ -175,7 +175,7 @@ export function planBoundedLoad(
   if (total > 0) {
     const over = nodes
       .filter((n) => n.load > n.cap)
-      .sort((a, b) => ratioOf(b) - ratioOf(a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      .sort((a, b) => byRatio(b, a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     for (const src of over) relieve(ring, src, byId, nodes, moves);
   }
 
@@ -314,12 +314,22 @@ function leastLoaded(src: NodeLoad, load: number, nodes: readonly NodeLoad[]): N
   for (const n of nodes) {
     if (n === src) continue;
     const r = (n.load + load) / n.share;
-    if (r < bestRatio) {
+    // better by more than rounding: ratios equal but for the last bits are ties (the first node wins), so the
+    // choice does not depend on the unit of load (found by the scaled-loads property test, seed -1460801690)
+    if (r < bestRatio * (1 - CAP_SLACK)) {
       best = n;
       bestRatio = r;
     }
   }
-  return best !== undefined && bestRatio < ratioOf(src) ? best : undefined;
+  return best !== undefined && bestRatio < ratioOf(src) * (1 - CAP_SLACK) ? best : undefined;
+}
+
+/** Compares load ratios, ratios within rounding of each other (relative CAP_SLACK) being equal. */
+function byRatio(a: NodeLoad, b: NodeLoad): number {
+  const ra = ratioOf(a);
+  const rb = ratioOf(b);
+  if (ra === rb || Math.abs(ra - rb) <= CAP_SLACK * Math.max(ra, rb)) return 0;
+  return ra < rb ? -1 : 1;
 }
 
 /** load / fair share; a share that underflowed to 0 (a weight near 0) counts as infinitely loaded when it holds anything. */

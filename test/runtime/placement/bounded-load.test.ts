@@ -191,6 +191,19 @@ describe('planBoundedLoad', () => {
     );
   });
 
+  test('the unit of load does not matter when nothing fits either (regression: ratios equal but for rounding picked different nodes)', () => {
+    // the counterexample of seed -1460801690: c = 1.1 cannot be met, so the planner falls back to the least loaded node
+    const members = ['n0', 'n1', 'n2'].map((id) => ({ id, weight: 1 }));
+    const hot: Record<number, number> = { 7: 5, 11: 1, 26: 7, 40: 6, 49: 6, 69: 6, 79: 10, 88: 10, 92: 10, 97: 4, 98: 2, 101: 10, 107: 9 };
+    const loads = new Map(Array.from({ length: 108 }, (_, i) => [`actor:${i}`, hot[i] ?? 0] as [string, number]));
+    const ring = ringOf(members);
+    const plan = planBoundedLoad(ring, loads, { c: 1.1 });
+    for (const scale of [1e-320, 1e-300, 1e-6, 1e6, 1e300]) {
+      const scaled = planBoundedLoad(ring, new Map([...loads].map(([k, l]) => [k, l * scale])), { c: 1.1 });
+      assert.deepEqual(scaled.moves.map((m) => [m.key, m.from, m.to]), plan.moves.map((m) => [m.key, m.from, m.to]), `scale ${scale}`);
+    }
+  });
+
   test('weights: capacity is proportional to weight', () => {
     const members = [
       { id: 'big', weight: 3 },
