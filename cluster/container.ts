@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe';
 import { MemoryKv, MemoryNetwork } from '../adapters/memory/index.ts';
 import { connectNats, JetStreamEventLog, JetStreamSnapshotStore, NatsKv, NatsTransport, natsOptions } from '../adapters/nats/index.ts';
-import { pgliteClient, PostgresEventLog, startPgliteMaintenance, timedSql, type SqlClient } from '../adapters/postgres/index.ts';
+import { pgliteClient, PostgresEventLog, timedSql, type SqlClient } from '../adapters/postgres/index.ts';
 import { FileSnapshotStore } from '../adapters/local/index.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -60,7 +60,7 @@ export async function createNodeContainer(config: ChorusConfig, overrides: { por
   const metrics = new PromMetrics({ labels: { node: config.nodeId } });
   c.registerInstance(METRICS, metrics);
   c.registerInstance(PromMetrics, metrics);
-  const ports = overrides.ports ?? (config.profile === 'cluster' ? await clusterPorts(config, logger, metrics) : await embeddedPorts(config, metrics, logger));
+  const ports = overrides.ports ?? (config.profile === 'cluster' ? await clusterPorts(config, logger, metrics) : await embeddedPorts(config, metrics));
   c.registerInstance(TRANSPORT, ports.transport);
   c.registerInstance(KV_STORE, ports.kv);
   c.registerInstance(EVENT_LOG, ports.log);
@@ -71,10 +71,10 @@ export async function createNodeContainer(config: ChorusConfig, overrides: { por
 }
 
 /** Embedded profile: in-process transport and KV, a durable log on disk under dataDir. */
-async function embeddedPorts(config: ChorusConfig, metrics: PromMetrics, logger: Logger): Promise<NodePorts> {
+async function embeddedPorts(config: ChorusConfig, metrics: PromMetrics): Promise<NodePorts> {
   mkdirSync(config.dataDir, { recursive: true });
   const net = new MemoryNetwork();
-  const { log, snapshots, close, describe, client } = await embeddedLog(join(config.dataDir, 'log'), join(config.dataDir, 'snapshots'), metrics, logger);
+  const { log, snapshots, close, describe, client } = await embeddedLog(join(config.dataDir, 'log'), join(config.dataDir, 'snapshots'), metrics);
   return { transport: net.transport(config.nodeId), kv: new MemoryKv(), log, snapshots, close, describeLog: describe, sql: client };
 }
 
@@ -82,14 +82,15 @@ async function embeddedPorts(config: ChorusConfig, metrics: PromMetrics, logger:
  * The embedded durable log: PGlite in `dir` (a PostgreSQL in WebAssembly, nothing to install); snapshots as
  * files in `snapshotDir` (PGlite's bytea parameters cost about 0.6 s per MB, see FileSnapshotStore).
  */
-async function embeddedLog(dir: string, snapshotDir: string, metrics: PromMetrics, logger: Logger): Promise<{ log: EventLog; snapshots: SnapshotStore; close(): Promise<void>; describe(): Promise<LogStreamInfo[]>; client: SqlClient }> {
+async function embeddedLog(dir: string, snapshotDir: string, metrics: PromMetrics): Promise<{ log: EventLog; snapshots: SnapshotStore; close(): Promise<void>; describe(): Promise<LogStreamInfo[]>; client: SqlClient }> {
   // one database for the log and the query side: timed once here (database_query_duration_seconds{db="main"})
   const client = timedSql(await pgliteClient(dir), { metrics, db: 'main' });
   // the only writer of its PGlite directory: caught-up tails (the projections) take new records from memory
   const log = new PostgresEventLog(client, { singleWriter: true });
   const snapshots = new FileSnapshotStore(snapshotDir);
-  // PGlite has no autovacuum: statistics and dead row versions are looked after here
-  const stopMaintenance = startPgliteMaintenance(client, { logger });
+  // No VACUUM/ANALYZE rounds here (the query side runs them on its own database, in its worker): this database is
+  // the append-only log, whose statements are written to use their indexes without statistics, and ANALYZE of a
+  // large log holds this thread for a quarter of a second.
   return {
     log, snapshots, client,
     describe: async () => {
@@ -99,7 +100,6 @@ async function embeddedLog(dir: string, snapshotDir: string, metrics: PromMetric
       return rows.map((r) => ({ name: `chorus_log:${r.kind}`, messages: Number(r.n), bytes: Number(r.bytes), replicas: 1, consumers: [] }));
     },
     close: async () => {
-      await stopMaintenance();
       await log.close();
       await snapshots.close();
       await client.close();

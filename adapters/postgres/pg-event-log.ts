@@ -414,6 +414,8 @@ class PgTail {
   private live = false;
   private feed: Array<{ txid: bigint; entries: LogEntry[] }> = [];
   private feedCount = 0;
+  /** Offers were dropped since the last poll was sent: only a poll can tell what they held. */
+  private overflowed = false;
   private stopped = false;
   private handling = false;
   private sleeper: (() => void) | undefined;
@@ -448,15 +450,22 @@ class PgTail {
     this.sleeper?.();
   }
 
-  /** A batch this instance committed in transaction `txid` (single writer): queued while live, else a wake-up to poll. */
+  /**
+   * A batch this instance committed in transaction `txid` (single writer).
+   * Queued while live; while polling, kept too (from the moment a poll is
+   * sent), so that when the poll finds the tail caught up, the batches its
+   * snapshot did not see (txid at or above its horizon) are delivered from
+   * memory rather than lost or polled for again.
+   */
   offer(txid: bigint, rows: readonly LogEntry[]): void {
-    if (this.live) {
+    if (!this.overflowed) {
       const entries = rows.filter((r) => r.stream.startsWith(this.prefix) && r.pos > this.afterPos);
       this.feed.push({ txid, entries });
       this.feedCount += entries.length;
       if (this.feedCount > this.opts.feedLimit) {
         // too far behind to hold in memory: drop the queue and poll from the cursor (whole transactions were delivered)
         this.live = false;
+        this.overflowed = true;
         this.feed = [];
         this.feedCount = 0;
       }
@@ -525,6 +534,10 @@ class PgTail {
         continue;
       }
       this.woken = false;
+      // offers from now on are kept: those this poll's snapshot does not see are delivered from memory if it goes live
+      this.feed = [];
+      this.feedCount = 0;
+      this.overflowed = false;
       let rows: (LogRow & { txid: string; gseq: number; horizon: string })[];
       try {
         // One statement, one snapshot: the page of matching rows below the snapshot's xmin, and that xmin
@@ -551,9 +564,6 @@ class PgTail {
         await this.sleep(Math.min(5000, this.opts.tailPollMs * 2 ** Math.min(++failures, 6)));
         continue;
       }
-      // Committed by this instance while the statement ran (or after it): with a single writer, whether the
-      // snapshot saw it is unknown, so going live now could miss it; poll once more instead.
-      const committedMeanwhile = this.woken;
       const horizon = rows[0]?.horizon;
       if (rows.length === 1 && rows[0]!.txid === null) rows = [];
       for (const r of rows) {
@@ -563,9 +573,13 @@ class PgTail {
       // A short page holds every matching row below the horizon: skip the non-matching rows below it for good
       // (without this, a tail whose prefix matches rarely rescans every newer row on each poll).
       if (rows.length < this.opts.tailBatch && horizon !== undefined && horizon !== null) this.cursor = { txid: horizon, gseq: -1 };
-      if (rows.length < this.opts.tailBatch && this.opts.singleWriter && !committedMeanwhile) {
-        // Caught up with a single writer: every transaction below the horizon was delivered, and every later one
-        // will be offered (one running now cannot exist: this instance's appends are its only writes).
+      if (rows.length < this.opts.tailBatch && this.opts.singleWriter && !this.overflowed && horizon !== undefined && horizon !== null) {
+        // Caught up with a single writer: every transaction below the horizon was delivered; those at or above it
+        // committed after the snapshot and were offered since the poll was sent (kept in `feed`), and every later one
+        // will be (one running now cannot exist: this instance's appends are its only writes).
+        const h = BigInt(horizon);
+        this.feed = this.feed.filter((b) => b.txid >= h);
+        this.feedCount = this.feed.reduce((n, b) => n + b.entries.length, 0);
         this.live = true;
         continue;
       }

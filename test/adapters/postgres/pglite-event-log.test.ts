@@ -173,4 +173,39 @@ describe('PostgresEventLog on PGlite: schema and group commit', () => {
       await client.close();
     }
   });
+
+  test('single writer: a tail started under a steady stream of appends goes live (no polls once caught up) and misses nothing', async () => {
+    const client = await pgliteClient();
+    let polls = 0;
+    const counting: SqlClient = { ...client, query: (text, params) => { if (text.includes('pg_snapshot_xmin')) polls++; return client.query(text, params); }, transaction: client.transaction, close: client.close, dialect: client.dialect };
+    const log = new PostgresEventLog(counting, { singleWriter: true, tailPollMs: 20 });
+    let running = true;
+    let written = 0;
+    const writer = (async () => {
+      while (running) {
+        await Promise.all(Array.from({ length: 3 }, () => log.append('channel.w.s', { data: new Uint8Array([1]) })));
+        written += 3;
+      }
+    })();
+    try {
+      await waitFor(() => written > 60, { what: 'appends under way' });
+      const got: number[] = [];
+      const sub = await log.tail('channel.', 0, (e) => { got.push(e.pos); });
+      await waitFor(() => got.length >= written - 3, { what: 'the tail to catch up', timeoutMs: 10_000 });
+      await new Promise((r) => setTimeout(r, 50));
+      const before = polls;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(polls, before, 'live under load: records come from memory, not polls');
+      running = false;
+      await writer;
+      await waitFor(() => got.length === written, { what: 'every record', timeoutMs: 10_000 });
+      assert.deepEqual(got, Array.from({ length: written }, (_, i) => i + 1));
+      await sub.dispose();
+    } finally {
+      running = false;
+      await writer;
+      await log.close();
+      await client.close();
+    }
+  });
 });
