@@ -403,9 +403,9 @@ export class PostgresEventLog implements EventLog {
 
 /**
  * One tail: a poll loop over (txid, gseq) that awaits the handler record by
- * record. With a single writer, once a poll finds it caught up (and nothing
- * was committed meanwhile) it goes live: it takes each committed batch from
- * memory (`offer`) and stops polling, until it falls `feedLimit` records
+ * record. With a single writer, once a poll finds it caught up it goes live:
+ * it takes each committed batch from memory (`offer`, kept from the moment
+ * that poll was sent) and stops polling, until it falls `feedLimit` records
  * behind and polls its way back.
  */
 class PgTail {
@@ -494,14 +494,19 @@ class PgTail {
     }
   }
 
-  /** Live: delivers the queued batches in commit order, skipping any the cursor already covers. */
+  /**
+   * Live: delivers the queued batches in commit order (all at or past the
+   * cursor: going live dropped those the poll had seen). Takes the queue whole;
+   * batches offered meanwhile wait for the next round, and an overflow
+   * meanwhile (live turned off) ends the round after the batch in hand.
+   */
   private async drainFeed(): Promise<void> {
-    while (this.live && this.feed.length && !this.stopped) {
-      const b = this.feed.shift()!;
-      this.feedCount -= b.entries.length;
-      const at = BigInt(this.cursor.txid);
-      if (b.txid < at || (b.txid === at && this.cursor.gseq >= 0)) continue;
+    const batches = this.feed;
+    this.feed = [];
+    for (const b of batches) {
+      if (!this.live || this.stopped) return;
       for (const e of b.entries) if (!(await this.deliver(e))) return;
+      if (this.live) this.feedCount -= b.entries.length; // an overflow meanwhile reset the count
       this.cursor = { txid: b.txid.toString(), gseq: Number.MAX_SAFE_INTEGER };
     }
   }

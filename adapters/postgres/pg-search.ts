@@ -26,7 +26,7 @@ import {
 } from '../../actors/search.ts';
 import { BackendError, ChorusError } from '../../runtime/errors.ts';
 import { migrate } from './migrations.ts';
-import { PositionBook, reactionsFromJson, wsOfStream } from './query-projection.ts';
+import { PositionBooks, reactionsFromJson, wsOfStream } from './query-projection.ts';
 import { projectionPositions } from './query-sink.ts';
 import type { QueryTable } from './query-tables.ts';
 import { ShardWriteGate, type QueryRouting } from './shard-router.ts';
@@ -64,7 +64,7 @@ export class PostgresSearch implements Search, SearchIndexWriter {
   private readonly cfg: string;
   private readonly gate: ShardWriteGate;
   /** Positions committed per shard database (see PositionBook). */
-  private readonly books = new Map<string, PositionBook>();
+  private readonly books = new PositionBooks(PG_SEARCH_PROJECTION);
 
   constructor(private readonly routing: QueryRouting, private readonly opts: PostgresSearchOptions = {}) {
     this.gate = new ShardWriteGate(routing);
@@ -112,22 +112,21 @@ export class PostgresSearch implements Search, SearchIndexWriter {
     if (dbs.size > 1) throw new BackendError('postgres', `search index write: the workspaces of one unit now live on ${dbs.size} shards (a workspace move switched); retried`);
     const db = [...dbs][0] ?? this.routing.dbFor('');
     const maxAttempts = this.opts.maxAttempts ?? 10;
+    const book = this.books.of(db.id);
     for (let attempt = 1; ; attempt++) {
       try {
-        let book = this.books.get(db.id);
-        if (!book) this.books.set(db.id, (book = new PositionBook(PG_SEARCH_PROJECTION)));
         const after = await db.sql.primary.transaction(async (tx) => {
-          const positions = await book!.lock(tx, streams);
+          const positions = await book.lock(tx, streams);
           const changes = await fn({ positions, load: (keys) => loadDocs(tx, keys) });
           await writeChanges(tx, changes);
           const moved = new Map([...changes.positions].filter(([s, p]) => p !== positions.get(s)));
-          await book!.store(tx, moved, positions);
+          await book.store(tx, moved, positions);
           return new Map([...positions, ...moved]);
         });
         book.committed(after);
         return;
       } catch (err) {
-        this.books.get(db.id)?.forget();
+        book.forget();
         const state = sqlState(err);
         if (state && RETRYABLE_SQLSTATES.has(state) && attempt < maxAttempts) {
           await new Promise((r) => setTimeout(r, Math.min(200, 5 * 2 ** attempt) * Math.random()));

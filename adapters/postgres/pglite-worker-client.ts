@@ -17,6 +17,12 @@ export type WorkerReply =
   | { id: number; ok: true; rows: Record<string, unknown>[] }
   | { id: number; ok: false; err: { message: string; code?: string } };
 
+/** A SqlClient whose PGlite runs in a worker thread. */
+export interface WorkerSqlClient extends SqlClient {
+  /** The worker thread now serving (replaced if it dies). */
+  readonly thread: Worker;
+}
+
 /**
  * A SqlClient over PGlite running in a worker thread: the same database and
  * results as `pgliteClient(dir)`, but PostgreSQL's work (planning, executing,
@@ -24,15 +30,10 @@ export type WorkerReply =
  * node's event loop. Each statement costs a message each way (rows are
  * structured-cloned); a transaction holds the worker's one connection until
  * its callback ends, as on PGlite itself. An error keeps its SQLSTATE on
- * `code`. If the worker dies, every pending and later call fails with
- * BackendError.
+ * `code`. If the worker dies, the calls in flight fail with BackendError
+ * (callers retry them) and a new worker opens the same database for the
+ * next ones.
  */
-/** A SqlClient whose PGlite runs in a worker thread. */
-export interface WorkerSqlClient extends SqlClient {
-  /** The worker thread now serving (replaced if it dies). */
-  readonly thread: Worker;
-}
-
 export async function workerPgliteClient(dir?: string): Promise<WorkerSqlClient> {
   const pending = new Map<number, { resolve(rows: Record<string, unknown>[]): void; reject(e: unknown): void }>();
   let nextId = 1;
@@ -61,18 +62,20 @@ export async function workerPgliteClient(dir?: string): Promise<WorkerSqlClient>
       for (const p of pending.values()) p.reject(new BackendError('pglite', why.message, { cause: why }));
       pending.clear();
       if (!ready) reject(new BackendError('pglite', why.message, { cause: why }));
-      // a worker that died under a running node is replaced: statements in flight failed (callers retry), later ones go to the new one
-      else if (!closed) current = start().catch((err: unknown) => { throw err; });
+      else if (!closed) replace();
     });
   });
   let current = start();
   let worker = await current;
-  current.then((w) => (worker = w), () => {});
+  /** Starts the next worker; calls wait for it (`current`), `thread` shows it once ready. */
+  const replace = () => {
+    current = start();
+    current.then((w) => (worker = w), () => {});
+  };
 
   /** Sends a request; `onId` learns its id (a begin's id names its transaction). */
   const call = async (req: Unsent, onId?: (id: number) => void): Promise<Record<string, unknown>[]> => {
     const w = await current; // a replacement worker, once it is ready
-    worker = w;
     const id = nextId++;
     onId?.(id);
     return new Promise((resolve, reject) => {

@@ -259,6 +259,18 @@ export class PositionBook {
   }
 }
 
+/** One PositionBook per database (shard) of a projection. */
+export class PositionBooks {
+  private readonly books = new Map<string, PositionBook>();
+  constructor(readonly projection: string) {}
+  /** The book of the database with id `dbId`. */
+  of(dbId: string): PositionBook {
+    let b = this.books.get(dbId);
+    if (!b) this.books.set(dbId, (b = new PositionBook(this.projection)));
+    return b;
+  }
+}
+
 /** Stores new positions of streams whose rows `lockPositions` created and locked. */
 export async function storePositions(tx: SqlQueryable, projection: string, moved: ReadonlyMap<string, number>, now = Date.now()): Promise<void> {
   if (!moved.size) return;

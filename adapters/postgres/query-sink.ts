@@ -9,7 +9,7 @@ import { BackendError } from '../../runtime/errors.ts';
 import type { LogEntry } from '../../runtime/log/event-log.ts';
 import type { Codec } from '../../runtime/codec.ts';
 import { migrate } from './migrations.ts';
-import { applyEntries, PositionBook, QUERY_PROJECTION, wsOfStream, type ApplyResult } from './query-projection.ts';
+import { applyEntries, PositionBooks, QUERY_PROJECTION, wsOfStream, type ApplyResult, type PositionBook } from './query-projection.ts';
 import { ShardWriteGate, type QueryRouting } from './shard-router.ts';
 import { RETRYABLE_SQLSTATES, sqlState, type SqlClient } from './sql-client.ts';
 
@@ -30,12 +30,13 @@ export class PostgresProjectionSink {
   private readonly maxAttempts: number;
   private readonly gate: ShardWriteGate;
   /** Positions committed per shard database (see PositionBook). */
-  private readonly books = new Map<string, PositionBook>();
+  private readonly books: PositionBooks;
   private readyP: Promise<unknown> | undefined;
 
   constructor(private readonly routing: QueryRouting, private readonly opts: ProjectionSinkOptions = {}) {
     this.projection = opts.projection ?? QUERY_PROJECTION;
     this.maxAttempts = opts.maxAttempts ?? 10;
+    this.books = new PositionBooks(this.projection);
     this.gate = new ShardWriteGate(routing);
   }
 
@@ -77,9 +78,7 @@ export class PostgresProjectionSink {
     const total: ApplyResult = { applied: 0, skipped: 0, poison: 0, positions: new Map() };
     await Promise.all([...groups].map(async ([id, group]) => {
       const db = this.routing.dbs().find((d) => d.id === id)!;
-      let book = this.books.get(id);
-      if (!book) this.books.set(id, (book = new PositionBook(this.projection)));
-      const r = await applyWithRetry(db.sql.primary, group, this.projection, this.maxAttempts, this.opts.codec, book);
+      const r = await applyWithRetry(db.sql.primary, group, this.projection, this.maxAttempts, this.opts.codec, this.books.of(id));
       total.applied += r.applied;
       total.skipped += r.skipped;
       total.poison += r.poison;

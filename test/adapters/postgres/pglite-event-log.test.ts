@@ -10,6 +10,12 @@ import type { SqlClient } from '../../../adapters/postgres/sql-client.ts';
 import { waitFor } from '../../helpers/ports.ts';
 import { describeEventLog, reopenableFixture } from '../../conformance/event-log.ts';
 
+/** `client` with every statement (inside transactions too) shown to `seen` first. */
+function tapped(client: SqlClient, seen: (text: string) => void): SqlClient {
+  const tap = (q: SqlClient['query']): SqlClient['query'] => (text, params) => { seen(text); return q(text, params); };
+  return { ...client, query: tap(client.query), transaction: (fn) => client.transaction((tx) => fn({ query: tap(tx.query) })), close: client.close, dialect: client.dialect };
+}
+
 describeEventLog('PGlite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'chorus-pglite-'));
   return reopenableFixture(async () => {
@@ -80,8 +86,7 @@ describe('PostgresEventLog on PGlite: schema and group commit', () => {
   test('remembered positions: known streams are planned without reading the table; a stored duplicate id still answers duplicate, a stale expectation still conflicts', async () => {
     const client = await pgliteClient();
     const statements: string[] = [];
-    const tap = (q: SqlClient['query']): SqlClient['query'] => (text, params) => { statements.push(text); return q(text, params); };
-    const counting: SqlClient = { ...client, query: tap(client.query), transaction: (fn) => client.transaction((tx) => fn({ query: tap(tx.query) })), close: client.close, dialect: client.dialect };
+    const counting = tapped(client, (text) => statements.push(text));
     const log = new PostgresEventLog(counting);
     const reads = () => statements.filter((t) => t.includes('AS last')).length;
     try {
@@ -103,7 +108,7 @@ describe('PostgresEventLog on PGlite: schema and group commit', () => {
   test('single writer: tails started at any moment, slow or fast, get every record once in order; a caught-up tail stops polling; one that falls behind polls its way back', async () => {
     const client = await pgliteClient();
     let polls = 0;
-    const counting: SqlClient = { ...client, query: (text, params) => { if (text.includes('pg_snapshot_xmin')) polls++; return client.query(text, params); }, transaction: client.transaction, close: client.close, dialect: client.dialect };
+    const counting = tapped(client, (text) => { if (text.includes('pg_snapshot_xmin')) polls++; });
     const log = new PostgresEventLog(counting, { singleWriter: true, feedLimit: 50, tailPollMs: 20, tailBatch: 40 });
     const streams = Array.from({ length: 12 }, (_, i) => `channel.w.c${i}`);
     const tails: Array<{ got: Map<string, number[]>; slow: boolean; dispose(): unknown }> = [];
@@ -177,7 +182,7 @@ describe('PostgresEventLog on PGlite: schema and group commit', () => {
   test('single writer: a tail started under a steady stream of appends goes live (no polls once caught up) and misses nothing', async () => {
     const client = await pgliteClient();
     let polls = 0;
-    const counting: SqlClient = { ...client, query: (text, params) => { if (text.includes('pg_snapshot_xmin')) polls++; return client.query(text, params); }, transaction: client.transaction, close: client.close, dialect: client.dialect };
+    const counting = tapped(client, (text) => { if (text.includes('pg_snapshot_xmin')) polls++; });
     const log = new PostgresEventLog(counting, { singleWriter: true, tailPollMs: 20 });
     let running = true;
     let written = 0;
