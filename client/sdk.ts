@@ -109,7 +109,25 @@ export interface Subscription {
   unsubscribe(): Promise<void>;
 }
 
-interface Pending { resolve(v: unknown): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout>; frame: string; retry: boolean }
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+  frame: string;
+  retry: boolean;
+  /** Transient server errors answered so far (retriable requests are sent again after them). */
+  attempts: number;
+  /** The last of those errors: what the caller gets if time runs out. */
+  lastError?: ChorusClientError;
+}
+
+/**
+ * Server errors after which a retriable request (a write with a clientMsgId,
+ * stored once however often it is sent, or a read) is sent again: the
+ * cluster was moving or busy (docs/errors.md: "retry with the same
+ * clientMsgId").
+ */
+const TRANSIENT = new Set(['CHORUS_ASK_TIMEOUT', 'CHORUS_NODE_UNAVAILABLE', 'CHORUS_NOT_OWNER', 'CHORUS_NO_OWNER']);
 interface SubState {
   ws: string;
   ch: string;
@@ -177,14 +195,22 @@ export class ChorusClient {
     return () => this.listeners.delete(fn);
   }
 
-  /** Sends one command; resolves with the result or rejects with a ChorusClientError. */
+  /**
+   * Sends one command; resolves with the result or rejects with a
+   * ChorusClientError. `retry`: the command is safe to send again (a write
+   * with a clientMsgId, a read): it is resent after a reconnect, and after a
+   * transient server error (CHORUS_ASK_TIMEOUT, CHORUS_NODE_UNAVAILABLE,
+   * CHORUS_NOT_OWNER, CHORUS_NO_OWNER) with a back-off, until the request
+   * timeout, when the caller gets the last such error.
+   */
   request<T = unknown>(op: string, params: Record<string, unknown> = {}, opts: { retry?: boolean } = {}): Promise<T> {
     const id = this.nextId++;
     const frame = JSON.stringify({ ...params, op, id });
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
+        const p = this.pending.get(id);
         this.pending.delete(id);
-        reject(new ChorusClientError('CLIENT_TIMEOUT', `${op} got no reply in time`));
+        reject(p?.lastError ?? new ChorusClientError('CLIENT_TIMEOUT', `${op} got no reply in time`));
       }, this.o.requestTimeoutMs ?? 10_000);
       const open = this.socket?.readyState === 1;
       if (!open && !opts.retry) {
@@ -193,7 +219,7 @@ export class ChorusClient {
         reject(new ChorusClientError(this.closedByUser ? 'CLIENT_CLOSED' : 'CLIENT_DISCONNECTED', `${op}: not connected`));
         return;
       }
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, frame, retry: !!opts.retry });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, frame, retry: !!opts.retry, attempts: 0 });
       if (open) this.transmit(frame);
       // else (retriable): sent on (re)connect
     });
@@ -547,15 +573,21 @@ export class ChorusClient {
 
   private onFrame(f: { type: string; [k: string]: unknown }): void {
     if (f.type === 'reply') {
-      const p = this.pending.get(f.id as number);
+      const id = f.id as number;
+      const p = this.pending.get(id);
       if (!p) return;
-      this.pending.delete(f.id as number);
-      clearTimeout(p.timer);
-      if (f.ok) p.resolve(f.result);
-      else {
-        const e = f.error as { code: string; message: string; details?: Record<string, unknown> };
-        p.reject(new ChorusClientError(e.code, e.message, e.details));
+      const e = f.ok ? undefined : f.error as { code: string; message: string; details?: Record<string, unknown> };
+      if (e && p.retry && TRANSIENT.has(e.code)) {
+        // the same frame again after a back-off, until the request's own timeout (then the caller gets this error)
+        p.lastError = new ChorusClientError(e.code, e.message, e.details);
+        const delay = Math.min(1000, 50 * 2 ** p.attempts++);
+        setTimeout(() => { if (this.pending.get(id) === p && this.socket?.readyState === 1) this.transmit(p.frame); }, delay);
+        return;
       }
+      this.pending.delete(id);
+      clearTimeout(p.timer);
+      if (!e) p.resolve(f.result);
+      else p.reject(new ChorusClientError(e.code, e.message, e.details));
       return;
     }
     if (f.type === 'event') {

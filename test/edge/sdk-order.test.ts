@@ -137,3 +137,24 @@ test('after an "unsubscribed" frame the SDK subscribes again from its last seq, 
   assert.equal(server.sent.filter((f) => f.op === 'subscribe').length, 2, 'no resubscribe once access is lost');
   c.close();
 });
+
+test('a retriable request is sent again after a transient server error and resolves; one that is not gets the error at once', async () => {
+  const { c, server } = await client();
+  const posted = c.post('w', 'c', 'hello', { clientMsgId: 'm1' });
+  const first = await server.request('post');
+  first.answered = true;
+  server.deliver({ type: 'reply', id: first.id, ok: false, error: { code: 'CHORUS_ASK_TIMEOUT', message: 'slow node' } });
+  const again = await server.request('post');
+  assert.equal(again.id, first.id, 'the same request');
+  assert.equal(again.clientMsgId, 'm1', 'the same clientMsgId: stored once');
+  server.reply(again, { seq: 7 });
+  assert.deepEqual(await posted, { seq: 7 });
+  const read = c.request('history', { ws: 'w', ch: 'c' });
+  const h = await server.request('history');
+  h.answered = true;
+  server.deliver({ type: 'reply', id: h.id, ok: false, error: { code: 'CHORUS_ASK_TIMEOUT', message: 'slow node' } });
+  await assert.rejects(read, (e: { code?: string }) => e.code === 'CHORUS_ASK_TIMEOUT');
+  assert.equal(server.sent.filter((f) => f.op === 'history').length, 1, 'not retriable: sent once');
+  c.close();
+});
+
