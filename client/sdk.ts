@@ -114,7 +114,10 @@ interface Pending {
   reject(e: Error): void;
   timer: ReturnType<typeof setTimeout>;
   frame: string;
+  /** Sent again after a reconnect. */
   retry: boolean;
+  /** Sent again after a transient error reply (retriable requests, and subscribes). */
+  resendOnError: boolean;
   /** Transient server errors answered so far (retriable requests are sent again after them). */
   attempts: number;
   /** The last of those errors: what the caller gets if time runs out. */
@@ -204,6 +207,11 @@ export class ChorusClient {
    * timeout, when the caller gets the last such error.
    */
   request<T = unknown>(op: string, params: Record<string, unknown> = {}, opts: { retry?: boolean } = {}): Promise<T> {
+    return this.send<T>(op, params, !!opts.retry, !!opts.retry);
+  }
+
+  /** `request` with the two resend rules apart: after a reconnect (`retry`), after a transient error reply (`resendOnError`). */
+  private send<T>(op: string, params: Record<string, unknown>, retry: boolean, resendOnError: boolean): Promise<T> {
     const id = this.nextId++;
     const frame = JSON.stringify({ ...params, op, id });
     return new Promise<T>((resolve, reject) => {
@@ -213,13 +221,13 @@ export class ChorusClient {
         reject(p?.lastError ?? new ChorusClientError('CLIENT_TIMEOUT', `${op} got no reply in time`));
       }, this.o.requestTimeoutMs ?? 10_000);
       const open = this.socket?.readyState === 1;
-      if (!open && !opts.retry) {
+      if (!open && !retry) {
         // not connected (a reconnect is under way, or closed): fail now rather than at the timeout
         clearTimeout(timer);
         reject(new ChorusClientError(this.closedByUser ? 'CLIENT_CLOSED' : 'CLIENT_DISCONNECTED', `${op}: not connected`));
         return;
       }
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, frame, retry: !!opts.retry, attempts: 0 });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, frame, retry, resendOnError, attempts: 0 });
       if (open) this.transmit(frame);
       // else (retriable): sent on (re)connect
     });
@@ -341,7 +349,8 @@ export class ChorusClient {
   private async resubscribe(st: SubState, withSeq: boolean): Promise<void> {
     st.syncing = true;
     try {
-      const r = await this.request<{ latestSeq: number; messages?: Array<{ seq: number }>; updates?: ChorusEvent[] }>('subscribe', { ws: st.ws, ch: st.ch, ...(withSeq ? { seq: st.lastSeq } : {}) });
+      // a read: sent again after a transient error; not after a reconnect, which subscribes again itself
+      const r = await this.send<{ latestSeq: number; messages?: Array<{ seq: number }>; updates?: ChorusEvent[] }>('subscribe', { ws: st.ws, ch: st.ch, ...(withSeq ? { seq: st.lastSeq } : {}) }, false, true);
       if (!withSeq) st.lastSeq = Math.max(st.lastSeq, r.latestSeq);
       st.syncing = false;
       this.applyCatchUp(st, r.messages ?? [], r.updates ?? []);
@@ -577,7 +586,7 @@ export class ChorusClient {
       const p = this.pending.get(id);
       if (!p) return;
       const e = f.ok ? undefined : f.error as { code: string; message: string; details?: Record<string, unknown> };
-      if (e && p.retry && TRANSIENT.has(e.code)) {
+      if (e && p.resendOnError && TRANSIENT.has(e.code)) {
         // the same frame again after a back-off, until the request's own timeout (then the caller gets this error)
         p.lastError = new ChorusClientError(e.code, e.message, e.details);
         const delay = Math.min(1000, 50 * 2 ** p.attempts++);

@@ -21,7 +21,10 @@ test('chat on a 3-node cluster with clients on different edges: fan-out, DM, res
     return;
   }
   const c = await startChorusCluster({ nodes: 3, natsServers: 1 });
+  let finished = false;
   t.after(async () => {
+    // on a failure, what the nodes logged (warnings and up) says which turn or backend was slow
+    if (!finished) for (const n of c.nodes) t.diagnostic(`${n.id} logged:\n${n.output.slice(-40).join('\n')}`);
     closeAll();
     await c.stop();
   });
@@ -79,7 +82,7 @@ test('chat on a 3-node cluster with clients on different edges: fan-out, DM, res
   // user events cross edges too: mentions, and presence on the workspace subject
   await waitFor(() => bobEvents.some((e) => e.type === 'mention' && e.from === 'ada'), { what: 'ada\'s mention at bob (n2)' });
   await waitFor(() => adaEvents.some((e) => e.type === 'mention' && e.from === 'bob'), { what: 'bob\'s mention at ada (n1)' });
-  assert.equal((await ada.request<{ presence: string }>('getPresence', { ws: W, user: 'bob' })).presence, 'online');
+  assert.equal((await ada.request<{ presence: string }>('getPresence', { ws: W, user: 'bob' }, { retry: true })).presence, 'online');
 
   // a DM across edges
   const dm = (await ada.request<{ ch: string }>('openDm', { ws: W, users: ['bob'], clientMsgId: 'dm' }, { retry: true })).ch;
@@ -130,4 +133,5 @@ test('chat on a 3-node cluster with clients on different edges: fan-out, DM, res
   const r = await fetch(`${n2.url}/api/connect`, { method: 'POST', headers: { authorization: `Bearer ${token('ada')}` } });
   const body = (await r.json()) as { url: string; node: string };
   assert.ok([n1, n2, n3].some((n) => body.url === edgeOf(n) && body.node === n.id), `connect answered ${JSON.stringify(body)}`);
+  finished = true;
 });

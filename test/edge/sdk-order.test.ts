@@ -158,3 +158,24 @@ test('a retriable request is sent again after a transient server error and resol
   c.close();
 });
 
+
+test('a subscribe is sent again after a transient server error, and its messages arrive once', async () => {
+  const { c, server } = await client();
+  const s = subscribe(c, 3);
+  const first = await server.request('subscribe');
+  first.answered = true;
+  server.deliver({ type: 'reply', id: first.id, ok: false, error: { code: 'CHORUS_ASK_TIMEOUT', message: 'slow node' } });
+  const again = await server.request('subscribe');
+  assert.equal(again.id, first.id, 'the same request');
+  assert.equal(again.seq, 3, 'from the same seq');
+  server.reply(again, { subscribed: true, latestSeq: 5, messages: [msg(4), msg(5)], updates: [] });
+  await s.sub;
+  assert.deepEqual(s.seqs(), [4, 5]);
+  // a permanent error is not sent again
+  const denied = c.subscribe('w', 'secret', () => {});
+  const d = await waitFor(() => server.sent.find((f) => f.op === 'subscribe' && f.ch === 'secret')) as Record<string, any>;
+  server.deliver({ type: 'reply', id: d.id, ok: false, error: { code: 'CHAT_NOT_MEMBER', message: 'no' } });
+  await assert.rejects(denied, (e: { code?: string }) => e.code === 'CHAT_NOT_MEMBER');
+  assert.equal(server.sent.filter((f) => f.ch === 'secret').length, 1);
+  c.close();
+});
