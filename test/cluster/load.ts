@@ -172,7 +172,7 @@ export async function readAll(client: ChorusClient, ws: string, ch: string): Pro
   const out: Array<{ seq: number; clientMsgId?: string; user: string }> = [];
   let seq = 0;
   for (;;) {
-    const page = await client.request<{ messages: Array<{ seq: number; clientMsgId?: string; user: string }>; more?: boolean }>('since', { ws, ch, seq, limit: 200 });
+    const page = await client.request<{ messages: Array<{ seq: number; clientMsgId?: string; user: string }>; more?: boolean }>('since', { ws, ch, seq, limit: 200 }, { retry: true });
     out.push(...page.messages);
     if (!page.messages.length) break;
     seq = page.messages[page.messages.length - 1]!.seq;

@@ -135,7 +135,12 @@ describe('PostgresEventLog on PGlite: schema and group commit', () => {
       for (const [i, t] of tails.entries()) {
         for (const s of streams) assert.deepEqual(t.got.get(s), Array.from({ length: 40 }, (_, k) => k + 1), `tail ${i} (${t.slow ? 'slow' : 'fast'}), ${s}: each record once, in order`);
       }
-      // caught up: new appends reach the tails without a single poll
+      // caught up: new appends reach the tails without a single poll. A tail that got its last records from a full
+      // page polls once more before it goes live: wait until no tail has polled for 25 poll intervals
+      for (let seen = -1, rounds = 0; seen !== polls && rounds < 20; rounds++) {
+        seen = polls;
+        await new Promise((r) => setTimeout(r, 500));
+      }
       const quiet = polls;
       await Promise.all(streams.map((s) => log.append(s, { data: new Uint8Array([99]) })));
       await waitFor(() => tails.every((t) => streams.every((s) => t.got.get(s)!.length === 41)), { what: 'the last record on every tail', timeoutMs: 10_000 });
