@@ -26,7 +26,8 @@ export interface ActivationHost {
   /** Called once the activation is gone; `leftover` are messages it did not process, to be routed again. */
   onStopped(a: Activation, leftover: MailItem[]): void;
   onTurnFailed(a: Activation, err: unknown): void;
-  onActivated(a: Activation): void;
+  /** `tookMs`: how long the actor's onActivate (state recovery) ran. */
+  onActivated(a: Activation, tookMs: number): void;
   /** Called once handoff is done and the instance is about to load its state: from here on it is live. */
   beforeActivate(a: Activation): void;
 }
@@ -102,9 +103,10 @@ export class Activation {
           await this.host.awaitHandoff(this.id);
           if (this.state !== 'activating') return; // killed while waiting
           this.host.beforeActivate(this);
+          const started = this.ctx.clock.now();
           await this.actor.onActivate?.(this.ctx);
           if (this.state === 'activating') this.state = this.stopRequested ? 'deactivating' : 'active';
-          this.host.onActivated(this);
+          this.host.onActivated(this, this.ctx.clock.now() - started);
         } catch (err) {
           // the messages that caused the activation fail; nothing else is affected
           const e = toChorusError(err, this.key);

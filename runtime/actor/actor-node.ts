@@ -66,6 +66,8 @@ export interface ActorNodeOptions {
 }
 
 const MAX_HOPS = 3;
+/** A handoff or an activation at least this long is logged (warn): asks to the actor wait for it. */
+const SLOW_ACTIVATION_MS = 1000;
 
 /**
  * A node of the actor system: hosts activations of the actors it owns by the
@@ -474,7 +476,8 @@ export class ActorNode implements RefTarget {
       if (!this.tableValue.members.some((m) => m.id === prevOwner) && !this.opts.isDraining?.(prevOwner)) return;
       const env: Envelope = { k: RELEASE, t: id.type, y: id.key, m: null, e: this.tableValue.epoch, s: this.nodeId, h: 0 };
       const alive = () => this.tableValue.members.some((m) => m.id === prevOwner) || Boolean(this.opts.isDraining?.(prevOwner));
-      let askedAt = this.clock.now();
+      const started = this.clock.now();
+      let askedAt = started;
       try {
         // A previous owner that is alive but slow (a busy or draining node) still runs the actor: ask again while it
         // is alive rather than activate beside it; give up only once it is gone (or after a few tries).
@@ -494,6 +497,10 @@ export class ActorNode implements RefTarget {
         this.logger.info({ target: key, prevOwner, err: (err as Error).message }, 'handoff: previous owner did not answer; waiting out its lease');
         const left = askedAt + (this.opts.prevOwnerLeaseMs ?? 0) - this.clock.now();
         if (left > 0) await new Promise<void>((r) => this.clock.setTimeout(r, left));
+      } finally {
+        // asks to the actor wait meanwhile: a slow handoff is what an ask timeout on a moving cluster comes from
+        const tookMs = this.clock.now() - started;
+        if (tookMs >= SLOW_ACTIVATION_MS) this.logger.warn({ target: key, prevOwner, tookMs }, 'slow handoff');
       }
     },
     onStopped: (a, leftover) => {
@@ -505,7 +512,9 @@ export class ActorNode implements RefTarget {
       this.m.turnFailures.inc({ type: a.id.type, code: e.code });
       if (!(err instanceof ChorusError)) this.logger.error({ target: a.key, err: e.message }, 'actor turn failed');
     },
-    onActivated: () => {},
+    onActivated: (a, tookMs) => {
+      if (tookMs >= SLOW_ACTIVATION_MS) this.logger.warn({ target: a.key, tookMs }, 'slow activation');
+    },
     beforeActivate: (a) => {
       a.live = true;
       this.opts.observer?.activated(this.nodeId, a.key);
