@@ -85,8 +85,12 @@ async function embeddedPorts(config: ChorusConfig, metrics: PromMetrics): Promis
 async function embeddedLog(dir: string, snapshotDir: string, metrics: PromMetrics): Promise<{ log: EventLog; snapshots: SnapshotStore; close(): Promise<void>; describe(): Promise<LogStreamInfo[]>; client: SqlClient }> {
   // one database for the log and the query side: timed once here (database_query_duration_seconds{db="main"})
   const client = timedSql(await pgliteClient(dir), { metrics, db: 'main' });
-  // the only writer of its PGlite directory: caught-up tails (the projections) take new records from memory
-  const log = new PostgresEventLog(client, { singleWriter: true });
+  // the only writer of its PGlite directory: caught-up tails (the projections) take new records from memory. Under a
+  // burst the projections (on the query side's worker, which shares the cores) fall behind by tens of thousands of
+  // records; a tail that overflowed its feed reads them back from PGlite on this thread, which cost the fan-out bench
+  // its p99 long after the burst (half saturation: 105-345 ms with 10,000, 55-59 ms with 200,000). At most some
+  // 100 MB of recent records.
+  const log = new PostgresEventLog(client, { singleWriter: true, feedLimit: 200_000 });
   const snapshots = new FileSnapshotStore(snapshotDir);
   // No VACUUM/ANALYZE rounds here (the query side runs them on its own database, in its worker): this database is
   // the append-only log, whose statements are written to use their indexes without statistics, and ANALYZE of a

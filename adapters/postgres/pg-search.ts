@@ -30,7 +30,7 @@ import { PositionBooks, reactionsFromJson, wsOfStream } from './query-projection
 import { projectionPositions } from './query-sink.ts';
 import type { QueryTable } from './query-tables.ts';
 import { ShardWriteGate, type QueryRouting } from './shard-router.ts';
-import { RETRYABLE_SQLSTATES, sqlState, type SqlQueryable } from './sql-client.ts';
+import { RETRYABLE_SQLSTATES, queryAll, sqlState, type SqlQueryable, type SqlStatement } from './sql-client.ts';
 
 /** The projection name of the search rows in `chorus_projection_positions`. */
 export const PG_SEARCH_PROJECTION = 'search';
@@ -118,9 +118,12 @@ export class PostgresSearch implements Search, SearchIndexWriter {
         const after = await db.sql.primary.transaction(async (tx) => {
           const positions = await book.lock(tx, streams);
           const changes = await fn({ positions, load: (keys) => loadDocs(tx, keys) });
-          await writeChanges(tx, changes);
+          // the writes and the positions sent together (one round trip on the PGlite worker)
           const moved = new Map([...changes.positions].filter(([s, p]) => p !== positions.get(s)));
-          await book.store(tx, moved, positions);
+          const store = book.storeStatement(moved, positions);
+          const writes = changeStatements(changes);
+          const rows = await queryAll(tx, store ? [...writes, store.statement] : writes);
+          store?.check(rows[rows.length - 1]!);
           return new Map([...positions, ...moved]);
         });
         book.committed(after);
@@ -200,14 +203,17 @@ export class PostgresSearch implements Search, SearchIndexWriter {
 
 async function loadDocs(tx: SqlQueryable, keys: readonly SearchDocKey[]): Promise<Map<string, SearchDoc>> {
   const out = new Map<string, SearchDoc>();
+  const reads: SqlStatement[] = [];
   for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) {
     const chunk = keys.slice(i, i + ROWS_PER_STATEMENT);
-    const rows = await tx.query<Record<string, unknown>>(
-      `SELECT s.ws, s.ch, s.seq, s.user_id, s.ts, s.text, s.parent, s.edited_at, s.has_file, s.reactions
-         FROM chat_search s JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS k(ws, ch, seq)
-           ON s.ws = k.ws AND s.ch = k.ch AND s.seq = k.seq`,
-      [chunk.map((k) => k.ws), chunk.map((k) => k.ch), chunk.map((k) => k.seq)],
-    );
+    reads.push({
+      text: `SELECT s.ws, s.ch, s.seq, s.user_id, s.ts, s.text, s.parent, s.edited_at, s.has_file, s.reactions
+               FROM chat_search s JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS k(ws, ch, seq)
+                 ON s.ws = k.ws AND s.ch = k.ch AND s.seq = k.seq`,
+      params: [chunk.map((k) => k.ws), chunk.map((k) => k.ch), chunk.map((k) => k.seq)],
+    });
+  }
+  for (const rows of await queryAll(tx, reads)) {
     for (const r of rows) {
       const d: SearchDoc = {
         ws: String(r.ws), ch: String(r.ch), seq: Number(r.seq), user: String(r.user_id), ts: Number(r.ts), text: String(r.text),
@@ -221,27 +227,30 @@ async function loadDocs(tx: SqlQueryable, keys: readonly SearchDocKey[]): Promis
   return out;
 }
 
-async function writeChanges(tx: SqlQueryable, c: SearchChanges): Promise<void> {
+/** The statements that write a batch's changes: deletes, then upserts. */
+function changeStatements(c: SearchChanges): SqlStatement[] {
+  const out: SqlStatement[] = [];
   for (let i = 0; i < c.deletes.length; i += ROWS_PER_STATEMENT) {
     const chunk = c.deletes.slice(i, i + ROWS_PER_STATEMENT);
-    await tx.query(
-      `DELETE FROM chat_search WHERE (ws, ch, seq) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]))`,
-      [chunk.map((k) => k.ws), chunk.map((k) => k.ch), chunk.map((k) => k.seq)],
-    );
+    out.push({
+      text: `DELETE FROM chat_search WHERE (ws, ch, seq) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]))`,
+      params: [chunk.map((k) => k.ws), chunk.map((k) => k.ch), chunk.map((k) => k.seq)],
+    });
   }
   for (let i = 0; i < c.upserts.length; i += ROWS_PER_STATEMENT) {
     const chunk = c.upserts.slice(i, i + ROWS_PER_STATEMENT);
-    await tx.query(
-      `INSERT INTO chat_search (ws, ch, seq, user_id, ts, text, parent, edited_at, has_file, reactions)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::boolean[], $10::text[]::jsonb[])
-       ON CONFLICT (ws, ch, seq) DO UPDATE SET user_id = EXCLUDED.user_id, ts = EXCLUDED.ts, text = EXCLUDED.text, parent = EXCLUDED.parent,
-         edited_at = EXCLUDED.edited_at, has_file = EXCLUDED.has_file, reactions = EXCLUDED.reactions`,
-      [
+    out.push({
+      text: `INSERT INTO chat_search (ws, ch, seq, user_id, ts, text, parent, edited_at, has_file, reactions)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::boolean[], $10::text[]::jsonb[])
+             ON CONFLICT (ws, ch, seq) DO UPDATE SET user_id = EXCLUDED.user_id, ts = EXCLUDED.ts, text = EXCLUDED.text, parent = EXCLUDED.parent,
+               edited_at = EXCLUDED.edited_at, has_file = EXCLUDED.has_file, reactions = EXCLUDED.reactions`,
+      params: [
         chunk.map((d) => d.ws), chunk.map((d) => d.ch), chunk.map((d) => d.seq), chunk.map((d) => d.user), chunk.map((d) => d.ts),
         chunk.map((d) => d.text), chunk.map((d) => d.parent), chunk.map((d) => d.editedAt), chunk.map((d) => d.hasFile),
         // reactions as [[emoji, users], ...]: jsonb would sort object keys (see reactionsFromJson)
         chunk.map((d) => (Object.keys(d.reactions).length ? JSON.stringify(Object.entries(d.reactions)) : null)),
       ],
-    );
+    });
   }
+  return out;
 }

@@ -39,6 +39,12 @@ async function main() {
   const db = dir === undefined ? await PGlite.create() : await PGlite.create(dir);
   const open = new Map();
   const reply = (r) => port.postMessage(r);
+  /** Runs statements one after another on `q`; the rows of each, in order (a `many` request). */
+  const many = async (q, stmts) => {
+    const out = [];
+    for (const st of stmts) out.push((await q.query(st.text, st.params)).rows);
+    return out;
+  };
 
   const runTx = (id) => {
     const q = new TxQueue();
@@ -54,9 +60,9 @@ async function main() {
           if (r.kind === 'rollback') throw rolledBack;
           return;
         }
-        if (r.kind !== 'query') continue;
+        if (r.kind !== 'query' && r.kind !== 'many') continue;
         try {
-          reply({ id: r.id, ok: true, rows: (await tx.query(r.text, r.params)).rows });
+          reply({ id: r.id, ok: true, rows: r.kind === 'many' ? await many(tx, r.stmts) : (await tx.query(r.text, r.params)).rows });
         } catch (err) {
           reply({ id: r.id, ok: false, err: failure(err) });
         }
@@ -80,6 +86,9 @@ async function main() {
           (res) => reply({ id: r.id, ok: true, rows: res.rows }),
           (err) => reply({ id: r.id, ok: false, err: failure(err) }),
         );
+        return;
+      case 'many':
+        many(db, r.stmts).then((rows) => reply({ id: r.id, ok: true, rows }), (err) => reply({ id: r.id, ok: false, err: failure(err) }));
         return;
       case 'begin':
         runTx(r.id);

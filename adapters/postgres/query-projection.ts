@@ -23,7 +23,7 @@ import type { ChannelEventRec } from '../../actors/lib/channel-state.ts';
 import type { FileRef } from '../../actors/events.ts';
 import type { UserEventRec } from '../../actors/lib/user-state.ts';
 import type { WorkspaceEventRec } from '../../actors/lib/workspace-state.ts';
-import type { SqlQueryable } from './sql-client.ts';
+import { queryAll, type SqlQueryable, type SqlStatement } from './sql-client.ts';
 
 /** The projection name of the query tables in `chorus_projection_positions`. */
 export const QUERY_PROJECTION = 'query';
@@ -163,19 +163,19 @@ export async function applyEntries(
     result.applied++;
   }
 
-  // 3. load, fold, write
+  // 3. load, fold; 4. the writes and the positions, sent together (one round trip on the PGlite worker)
+  const writes: SqlStatement[] = [];
   if (work.length) {
     const f = new Fold();
     collectKeys(f, work);
     await load(tx, f);
     for (const w of work) foldRecord(f, w);
-    await write(tx, f);
+    writes.push(...writeStatements(f));
   }
-
-  // 4. positions
   const moved = new Map(streams.filter((s) => pos.get(s) !== before.get(s)).map((s) => [s, pos.get(s)!]));
-  if (opts.book) await opts.book.store(tx, moved, before, now);
-  else await storePositions(tx, projection, moved, now);
+  const store = opts.book ? opts.book.storeStatement(moved, before, now) : storePositionsStatement(projection, moved, now);
+  const rows = await queryAll(tx, store ? [...writes, store.statement] : writes);
+  store?.check(rows[rows.length - 1]!);
   result.positions = pos;
   return result;
 }
@@ -229,22 +229,31 @@ export class PositionBook {
     return out;
   }
 
-  /** Stores the moved positions if every one is still at its value in `before`; else forgets all and throws (40001). */
-  async store(tx: SqlQueryable, moved: ReadonlyMap<string, number>, before: ReadonlyMap<string, number>, now = Date.now()): Promise<void> {
-    if (!moved.size) return;
+  /**
+   * Stores the moved positions if every one is still at its value in
+   * `before`: the statement, to send with the batch's writes (`queryAll`),
+   * and the check of its rows, which forgets all and throws (40001) when a
+   * position had moved; undefined when nothing moved.
+   */
+  storeStatement(moved: ReadonlyMap<string, number>, before: ReadonlyMap<string, number>, now = Date.now()): PositionWrite | undefined {
+    if (!moved.size) return undefined;
     const streams = [...moved.keys()];
-    const [r] = await tx.query<{ n: number }>(
-      `WITH u AS (
-         UPDATE chorus_projection_positions p SET pos = ($3::bigint[])[array_position($2::text[], p.stream)], updated_at = $5
-          WHERE p.projection = $1 AND p.stream = ANY($2::text[]) AND p.pos = ($4::bigint[])[array_position($2::text[], p.stream)]
-          RETURNING 1)
-       SELECT count(*)::int AS n FROM u`,
-      [this.projection, streams, streams.map((s) => moved.get(s)!), streams.map((s) => before.get(s) ?? 0), now],
-    );
-    if (Number(r?.n) !== streams.length) {
-      this.forget();
-      throw Object.assign(new Error(`projection ${this.projection}: ${streams.length - Number(r?.n)} position(s) moved by another writer; retrying from the table`), { code: '40001' });
-    }
+    return {
+      statement: {
+        text: `WITH u AS (
+                 UPDATE chorus_projection_positions p SET pos = ($3::bigint[])[array_position($2::text[], p.stream)], updated_at = $5
+                  WHERE p.projection = $1 AND p.stream = ANY($2::text[]) AND p.pos = ($4::bigint[])[array_position($2::text[], p.stream)]
+                  RETURNING 1)
+               SELECT count(*)::int AS n FROM u`,
+        params: [this.projection, streams, streams.map((s) => moved.get(s)!), streams.map((s) => before.get(s) ?? 0), now],
+      },
+      check: (rows) => {
+        const n = Number(rows[0]?.n);
+        if (n === streams.length) return;
+        this.forget();
+        throw Object.assign(new Error(`projection ${this.projection}: ${streams.length - n} position(s) moved by another writer; retrying from the table`), { code: '40001' });
+      },
+    };
   }
 
   /** After a commit: these are the stored positions now. */
@@ -271,17 +280,32 @@ export class PositionBooks {
   }
 }
 
+/** A position update to send with a batch's writes, and the check of what it returned. */
+export interface PositionWrite {
+  readonly statement: SqlStatement;
+  check(rows: readonly Record<string, unknown>[]): void;
+}
+
 /** Stores new positions of streams whose rows `lockPositions` created and locked. */
 export async function storePositions(tx: SqlQueryable, projection: string, moved: ReadonlyMap<string, number>, now = Date.now()): Promise<void> {
-  if (!moved.size) return;
+  const st = storePositionsStatement(projection, moved, now);
+  if (st) await tx.query(st.statement.text, st.statement.params);
+}
+
+/** `storePositions` as a statement to send with others; undefined when nothing moved. */
+function storePositionsStatement(projection: string, moved: ReadonlyMap<string, number>, now: number): PositionWrite | undefined {
+  if (!moved.size) return undefined;
   // `stream = ANY(...)` probes the primary key per stream whatever the planner knows; an UPDATE ... FROM unnest was
   // planned (without statistics, as on PGlite, which has no autovacuum) as a hash join over every position row of
   // the projection: 17 ms a batch at 12,000 streams, against under 1 ms.
-  await tx.query(
-    `UPDATE chorus_projection_positions p SET pos = ($3::bigint[])[array_position($2::text[], p.stream)], updated_at = $4
-      WHERE p.projection = $1 AND p.stream = ANY($2::text[])`,
-    [projection, [...moved.keys()], [...moved.values()], now],
-  );
+  return {
+    statement: {
+      text: `UPDATE chorus_projection_positions p SET pos = ($3::bigint[])[array_position($2::text[], p.stream)], updated_at = $4
+              WHERE p.projection = $1 AND p.stream = ANY($2::text[])`,
+      params: [projection, [...moved.keys()], [...moved.values()], now],
+    },
+    check: () => {},
+  };
 }
 
 // ---- keys ----------------------------------------------------------------------
@@ -325,69 +349,72 @@ function columns(keys: Set<string>, n: number): string[][] {
   return cols;
 }
 
+/** Reads the rows the batch touches: one SELECT per table, sent together. */
 async function load(tx: SqlQueryable, f: Fold): Promise<void> {
+  const reads: Array<{ statement: SqlStatement; take(rows: Record<string, unknown>[]): void }> = [];
   if (f.msgs.wanted.size) {
     const [ws, ch, seq] = columns(f.msgs.wanted, 3);
-    const rows = await tx.query<Record<string, unknown>>(
-      `SELECT m.* FROM chat_messages m JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS k(ws, ch, seq)
-         ON m.ws = k.ws AND m.ch = k.ch AND m.seq = k.seq`,
-      [ws, ch, seq!.map(Number)],
-    );
-    for (const r of rows) f.msgs.rows.set(k3(String(r.ws), String(r.ch), Number(r.seq)), msgFromRow(r));
+    reads.push({ statement: { text: `SELECT m.* FROM chat_messages m JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS k(ws, ch, seq)
+         ON m.ws = k.ws AND m.ch = k.ch AND m.seq = k.seq`, params: [ws, ch, seq!.map(Number)] }, take: (rows) => {
+      for (const r of rows) f.msgs.rows.set(k3(String(r.ws), String(r.ch), Number(r.seq)), msgFromRow(r));
+    } });
   }
   if (f.chans.wanted.size) {
     const [ws, ch] = columns(f.chans.wanted, 2);
-    const rows = await tx.query<Record<string, unknown>>(
-      `SELECT c.* FROM chat_channels c JOIN unnest($1::text[], $2::text[]) AS k(ws, ch) ON c.ws = k.ws AND c.ch = k.ch`, [ws, ch]);
-    for (const r of rows) {
-      f.chans.rows.set(k2(String(r.ws), String(r.ch)), {
-        ws: String(r.ws), ch: String(r.ch), name: String(r.name), kind: String(r.kind), topic: String(r.topic), createdBy: String(r.created_by),
-        createdAt: Number(r.created_at), memberCount: Number(r.member_count), latestSeq: Number(r.latest_seq),
-      });
-    }
+    reads.push({ statement: { text: `SELECT c.* FROM chat_channels c JOIN unnest($1::text[], $2::text[]) AS k(ws, ch) ON c.ws = k.ws AND c.ch = k.ch`, params: [ws, ch] }, take: (rows) => {
+      for (const r of rows) {
+        f.chans.rows.set(k2(String(r.ws), String(r.ch)), {
+          ws: String(r.ws), ch: String(r.ch), name: String(r.name), kind: String(r.kind), topic: String(r.topic), createdBy: String(r.created_by),
+          createdAt: Number(r.created_at), memberCount: Number(r.member_count), latestSeq: Number(r.latest_seq),
+        });
+      }
+    } });
   }
   if (f.chanMembers.wanted.size) {
     const [ws, ch, user] = columns(f.chanMembers.wanted, 3);
-    const rows = await tx.query<Record<string, unknown>>(
-      `SELECT m.* FROM chat_channel_members m JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(ws, ch, u)
-         ON m.ws = k.ws AND m.ch = k.ch AND m.user_id = k.u`, [ws, ch, user]);
-    for (const r of rows) f.chanMembers.rows.set(k3(String(r.ws), String(r.ch), String(r.user_id)), { joinedAt: Number(r.joined_at), by: String(r.added_by), ord: Number(r.ord) });
+    reads.push({ statement: { text: `SELECT m.* FROM chat_channel_members m JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(ws, ch, u)
+         ON m.ws = k.ws AND m.ch = k.ch AND m.user_id = k.u`, params: [ws, ch, user] }, take: (rows) => {
+      for (const r of rows) f.chanMembers.rows.set(k3(String(r.ws), String(r.ch), String(r.user_id)), { joinedAt: Number(r.joined_at), by: String(r.added_by), ord: Number(r.ord) });
+    } });
   }
   if (f.wss.wanted.size) {
-    const rows = await tx.query<Record<string, unknown>>(`SELECT * FROM chat_workspaces WHERE ws = ANY($1::text[])`, [[...f.wss.wanted]]);
-    for (const r of rows) {
-      f.wss.rows.set(String(r.ws), { ws: String(r.ws), name: String(r.name), createdBy: String(r.created_by), createdAt: Number(r.created_at), settings: r.settings as WsRow['settings'] });
-    }
+    reads.push({ statement: { text: `SELECT * FROM chat_workspaces WHERE ws = ANY($1::text[])`, params: [[...f.wss.wanted]] }, take: (rows) => {
+      for (const r of rows) {
+        f.wss.rows.set(String(r.ws), { ws: String(r.ws), name: String(r.name), createdBy: String(r.created_by), createdAt: Number(r.created_at), settings: r.settings as WsRow['settings'] });
+      }
+    } });
   }
   if (f.wsMembers.wanted.size) {
     const [ws, user] = columns(f.wsMembers.wanted, 2);
-    const rows = await tx.query<Record<string, unknown>>(
-      `SELECT m.* FROM chat_workspace_members m JOIN unnest($1::text[], $2::text[]) AS k(ws, u) ON m.ws = k.ws AND m.user_id = k.u`, [ws, user]);
-    for (const r of rows) f.wsMembers.rows.set(k2(String(r.ws), String(r.user_id)), { role: String(r.role), joinedAt: Number(r.joined_at) });
+    reads.push({ statement: { text: `SELECT m.* FROM chat_workspace_members m JOIN unnest($1::text[], $2::text[]) AS k(ws, u) ON m.ws = k.ws AND m.user_id = k.u`, params: [ws, user] }, take: (rows) => {
+      for (const r of rows) f.wsMembers.rows.set(k2(String(r.ws), String(r.user_id)), { role: String(r.role), joinedAt: Number(r.joined_at) });
+    } });
   }
   if (f.profiles.wanted.size) {
     const [ws, user] = columns(f.profiles.wanted, 2);
-    const rows = await tx.query<Record<string, unknown>>(
-      `SELECT p.* FROM chat_profiles p JOIN unnest($1::text[], $2::text[]) AS k(ws, u) ON p.ws = k.ws AND p.user_id = k.u`, [ws, user]);
-    for (const r of rows) {
-      f.profiles.rows.set(k2(String(r.ws), String(r.user_id)), {
-        displayName: r.display_name as string | null, title: r.title as string | null, avatarUrl: r.avatar_url as string | null,
-        tz: r.tz as string | null, away: Boolean(r.away), updatedAt: Number(r.updated_at),
-      });
-    }
+    reads.push({ statement: { text: `SELECT p.* FROM chat_profiles p JOIN unnest($1::text[], $2::text[]) AS k(ws, u) ON p.ws = k.ws AND p.user_id = k.u`, params: [ws, user] }, take: (rows) => {
+      for (const r of rows) {
+        f.profiles.rows.set(k2(String(r.ws), String(r.user_id)), {
+          displayName: r.display_name as string | null, title: r.title as string | null, avatarUrl: r.avatar_url as string | null,
+          tz: r.tz as string | null, away: Boolean(r.away), updatedAt: Number(r.updated_at),
+        });
+      }
+    } });
   }
   if (f.cursors.wanted.size) {
     const [ws, user, ch] = columns(f.cursors.wanted, 3);
-    const rows = await tx.query<Record<string, unknown>>(
-      `SELECT c.* FROM chat_read_cursors c JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(ws, u, ch)
-         ON c.ws = k.ws AND c.user_id = k.u AND c.ch = k.ch`, [ws, user, ch]);
-    for (const r of rows) {
-      f.cursors.rows.set(k3(String(r.ws), String(r.user_id), String(r.ch)), {
-        kind: String(r.kind), name: String(r.name), read: Number(r.read_seq), latest: Number(r.latest_seq),
-        mentions: (r.mentions as number[]).map(Number), member: Boolean(r.member),
-      });
-    }
+    reads.push({ statement: { text: `SELECT c.* FROM chat_read_cursors c JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(ws, u, ch)
+         ON c.ws = k.ws AND c.user_id = k.u AND c.ch = k.ch`, params: [ws, user, ch] }, take: (rows) => {
+      for (const r of rows) {
+        f.cursors.rows.set(k3(String(r.ws), String(r.user_id), String(r.ch)), {
+          kind: String(r.kind), name: String(r.name), read: Number(r.read_seq), latest: Number(r.latest_seq),
+          mentions: (r.mentions as number[]).map(Number), member: Boolean(r.member),
+        });
+      }
+    } });
   }
+  const rows = await queryAll(tx, reads.map((r) => r.statement));
+  reads.forEach((r, i) => r.take(rows[i]!));
 }
 
 /**
@@ -637,24 +664,29 @@ function param(i: number, t: Col[1]): string {
   return t === 'jsonb' ? `$${i}::text[]::jsonb[]` : `$${i}::${t}[]`;
 }
 
-/** INSERT ... SELECT FROM unnest(...) ON CONFLICT (key) DO UPDATE, in chunks. */
-async function upsert(tx: SqlQueryable, table: string, cols: readonly Col[], key: readonly string[], rows: unknown[][]): Promise<void> {
+/** INSERT ... SELECT FROM unnest(...) ON CONFLICT (key) DO UPDATE, in chunks: the statements. */
+function upsert(table: string, cols: readonly Col[], key: readonly string[], rows: unknown[][]): SqlStatement[] {
   const names = cols.map((c) => c[0]).join(', ');
   const sets = cols.filter((c) => !key.includes(c[0])).map((c) => `${c[0]} = EXCLUDED.${c[0]}`).join(', ');
-  const sql = `INSERT INTO ${table} (${names}) SELECT * FROM unnest(${cols.map((c, i) => param(i + 1, c[1])).join(', ')})
+  const text = `INSERT INTO ${table} (${names}) SELECT * FROM unnest(${cols.map((c, i) => param(i + 1, c[1])).join(', ')})
                ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${sets}`;
+  const out: SqlStatement[] = [];
   for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
     const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
-    await tx.query(sql, cols.map((c, j) => chunk.map((r) => (c[1] === 'jsonb' && r[j] !== null ? JSON.stringify(r[j]) : r[j]))));
+    out.push({ text, params: cols.map((c, j) => chunk.map((r) => (c[1] === 'jsonb' && r[j] !== null ? JSON.stringify(r[j]) : r[j]))) });
   }
+  return out;
 }
 
-async function remove(tx: SqlQueryable, table: string, cols: readonly Col[], keys: string[][]): Promise<void> {
-  const sql = `DELETE FROM ${table} WHERE (${cols.map((c) => c[0]).join(', ')}) IN (SELECT * FROM unnest(${cols.map((c, i) => param(i + 1, c[1])).join(', ')}))`;
+/** DELETE by key, in chunks: the statements. */
+function remove(table: string, cols: readonly Col[], keys: string[][]): SqlStatement[] {
+  const text = `DELETE FROM ${table} WHERE (${cols.map((c) => c[0]).join(', ')}) IN (SELECT * FROM unnest(${cols.map((c, i) => param(i + 1, c[1])).join(', ')}))`;
+  const out: SqlStatement[] = [];
   for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) {
     const chunk = keys.slice(i, i + ROWS_PER_STATEMENT);
-    await tx.query(sql, cols.map((c, j) => chunk.map((r) => (c[1] === 'text' ? r[j] : Number(r[j])))));
+    out.push({ text, params: cols.map((c, j) => chunk.map((r) => (c[1] === 'text' ? r[j] : Number(r[j])))) });
   }
+  return out;
 }
 
 /** Splits a table's dirty keys into rows to upsert and keys to delete. */
@@ -683,53 +715,56 @@ export function msgValues(m: MsgRow): unknown[] {
 
 /** Upserts message rows (exported for bulk loads: the bench and tests). */
 export async function upsertMessages(tx: SqlQueryable, rows: MsgRow[]): Promise<void> {
-  await upsert(tx, 'chat_messages', MSG_COLS, ['ws', 'ch', 'seq'], rows.map(msgValues));
+  await queryAll(tx, upsert('chat_messages', MSG_COLS, ['ws', 'ch', 'seq'], rows.map(msgValues)));
 }
 export type { MsgRow };
 
-async function write(tx: SqlQueryable, f: Fold): Promise<void> {
+/** The statements that write a folded batch, in order (deletes of a table before its upserts). */
+function writeStatements(f: Fold): SqlStatement[] {
+  const out: SqlStatement[] = [];
   const msgs = changes(f.msgs);
-  if (msgs.up.length) await upsertMessages(tx, msgs.up.map(([, m]) => m));
+  if (msgs.up.length) out.push(...upsert('chat_messages', MSG_COLS, ['ws', 'ch', 'seq'], msgs.up.map(([, m]) => msgValues(m))));
 
   const chans = changes(f.chans);
   if (chans.up.length) {
-    await upsert(tx, 'chat_channels',
+    out.push(...upsert('chat_channels',
       [['ws', 'text'], ['ch', 'text'], ['name', 'text'], ['kind', 'text'], ['topic', 'text'], ['created_by', 'text'], ['created_at', 'bigint'], ['member_count', 'integer'], ['latest_seq', 'bigint']],
-      ['ws', 'ch'], chans.up.map(([, c]) => [c.ws, c.ch, c.name, c.kind, c.topic, c.createdBy, c.createdAt, c.memberCount, c.latestSeq]));
+      ['ws', 'ch'], chans.up.map(([, c]) => [c.ws, c.ch, c.name, c.kind, c.topic, c.createdBy, c.createdAt, c.memberCount, c.latestSeq])));
   }
 
   const cm = changes(f.chanMembers);
   const cmKey: Col[] = [['ws', 'text'], ['ch', 'text'], ['user_id', 'text']];
-  if (cm.del.length) await remove(tx, 'chat_channel_members', cmKey, cm.del);
+  if (cm.del.length) out.push(...remove('chat_channel_members', cmKey, cm.del));
   if (cm.up.length) {
-    await upsert(tx, 'chat_channel_members', [...cmKey, ['joined_at', 'bigint'], ['added_by', 'text'], ['ord', 'bigint']], ['ws', 'ch', 'user_id'],
-      cm.up.map(([k, m]) => [...k, m.joinedAt, m.by, m.ord]));
+    out.push(...upsert('chat_channel_members', [...cmKey, ['joined_at', 'bigint'], ['added_by', 'text'], ['ord', 'bigint']], ['ws', 'ch', 'user_id'],
+      cm.up.map(([k, m]) => [...k, m.joinedAt, m.by, m.ord])));
   }
 
   const wss = changes(f.wss);
   if (wss.up.length) {
-    await upsert(tx, 'chat_workspaces', [['ws', 'text'], ['name', 'text'], ['created_by', 'text'], ['created_at', 'bigint'], ['settings', 'jsonb']], ['ws'],
-      wss.up.map(([, w]) => [w.ws, w.name, w.createdBy, w.createdAt, w.settings]));
+    out.push(...upsert('chat_workspaces', [['ws', 'text'], ['name', 'text'], ['created_by', 'text'], ['created_at', 'bigint'], ['settings', 'jsonb']], ['ws'],
+      wss.up.map(([, w]) => [w.ws, w.name, w.createdBy, w.createdAt, w.settings])));
   }
 
   const wm = changes(f.wsMembers);
   const wmKey: Col[] = [['ws', 'text'], ['user_id', 'text']];
-  if (wm.del.length) await remove(tx, 'chat_workspace_members', wmKey, wm.del);
-  if (wm.up.length) await upsert(tx, 'chat_workspace_members', [...wmKey, ['role', 'text'], ['joined_at', 'bigint']], ['ws', 'user_id'], wm.up.map(([k, m]) => [...k, m.role, m.joinedAt]));
+  if (wm.del.length) out.push(...remove('chat_workspace_members', wmKey, wm.del));
+  if (wm.up.length) out.push(...upsert('chat_workspace_members', [...wmKey, ['role', 'text'], ['joined_at', 'bigint']], ['ws', 'user_id'], wm.up.map(([k, m]) => [...k, m.role, m.joinedAt])));
 
   const pr = changes(f.profiles);
   if (pr.up.length) {
-    await upsert(tx, 'chat_profiles',
+    out.push(...upsert('chat_profiles',
       [['ws', 'text'], ['user_id', 'text'], ['display_name', 'text'], ['title', 'text'], ['avatar_url', 'text'], ['tz', 'text'], ['away', 'boolean'], ['updated_at', 'bigint']],
-      ['ws', 'user_id'], pr.up.map(([k, p]) => [...k, p.displayName, p.title, p.avatarUrl, p.tz, p.away, p.updatedAt]));
+      ['ws', 'user_id'], pr.up.map(([k, p]) => [...k, p.displayName, p.title, p.avatarUrl, p.tz, p.away, p.updatedAt])));
   }
 
   const cu = changes(f.cursors);
   const cuKey: Col[] = [['ws', 'text'], ['user_id', 'text'], ['ch', 'text']];
-  if (cu.del.length) await remove(tx, 'chat_read_cursors', cuKey, cu.del);
+  if (cu.del.length) out.push(...remove('chat_read_cursors', cuKey, cu.del));
   if (cu.up.length) {
-    await upsert(tx, 'chat_read_cursors',
+    out.push(...upsert('chat_read_cursors',
       [...cuKey, ['kind', 'text'], ['name', 'text'], ['read_seq', 'bigint'], ['latest_seq', 'bigint'], ['mentions', 'jsonb'], ['member', 'boolean']],
-      ['ws', 'user_id', 'ch'], cu.up.map(([k, c]) => [...k, c.kind, c.name, c.read, c.latest, c.mentions, c.member]));
+      ['ws', 'user_id', 'ch'], cu.up.map(([k, c]) => [...k, c.kind, c.name, c.read, c.latest, c.mentions, c.member])));
   }
+  return out;
 }

@@ -10,9 +10,35 @@
  * - anything else keeps the driver's default parsing (text as string, bool, ...).
  */
 
+/** One statement and its parameters, for `queryAll`. */
+export interface SqlStatement {
+  readonly text: string;
+  readonly params?: readonly unknown[];
+}
+
 /** Runs SQL. A statement is one command; parameters are `$1..$n`. */
 export interface SqlQueryable {
   query<R extends Record<string, unknown> = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<R[]>;
+  /**
+   * Runs statements in order and resolves to each one's rows; the first
+   * failure rejects (in a transaction, the rest then fail too). Optional: a
+   * client that can send them together implements it (the PGlite worker:
+   * one message each way instead of one per statement); `queryAll` falls
+   * back to one `query` after another.
+   */
+  queryMany?(statements: readonly SqlStatement[]): Promise<Record<string, unknown>[][]>;
+}
+
+/**
+ * Statements whose parameters do not depend on each other's results, run in
+ * order: together where the client can (`queryMany`), else one by one.
+ */
+export async function queryAll(q: SqlQueryable, statements: readonly SqlStatement[]): Promise<Record<string, unknown>[][]> {
+  if (!statements.length) return [];
+  if (q.queryMany) return q.queryMany(statements);
+  const out: Record<string, unknown>[][] = [];
+  for (const s of statements) out.push(await q.query(s.text, s.params));
+  return out;
 }
 
 /** A connection (PGlite) or a pool (pg). */

@@ -58,11 +58,20 @@ export function timedSql(client: SqlClient, opts: TimedSqlOptions): SqlClient {
       h.observe((performance.now() - t0) / 1000, labels.get(op));
     }
   };
-  const query = (q: SqlQueryable): SqlQueryable['query'] => (text, params) => timed(sqlOperation(text), () => q.query(text, params));
+  // a batch of statements sent together is observed once: as their operation when they share one, else `other`
+  const wrap = (q: SqlQueryable): SqlQueryable => ({
+    query: (text, params) => timed(sqlOperation(text), () => q.query(text, params)),
+    ...(q.queryMany ? {
+      queryMany: (stmts) => {
+        const ops = new Set(stmts.map((st) => sqlOperation(st.text)));
+        return timed(ops.size === 1 ? [...ops][0]! : 'other', () => q.queryMany!(stmts));
+      },
+    } : {}),
+  });
   return {
     dialect: client.dialect,
-    query: query(client),
-    transaction: (fn) => timed('transaction', () => client.transaction((tx) => fn({ query: query(tx) }))),
+    ...wrap(client),
+    transaction: (fn) => timed('transaction', () => client.transaction((tx) => fn(wrap(tx)))),
     close: () => client.close(),
   };
 }

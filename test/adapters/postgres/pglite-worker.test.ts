@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { workerPgliteClient } from '../../../adapters/postgres/pglite-worker-client.ts';
+import { queryAll } from '../../../adapters/postgres/sql-client.ts';
 import { PostgresEventLog, PostgresSnapshotStore } from '../../../adapters/postgres/pg-event-log.ts';
 import { describeEventLog, reopenableFixture } from '../../conformance/event-log.ts';
 
@@ -38,6 +39,33 @@ describe('workerPgliteClient', () => {
         (async () => { await new Promise((r) => setTimeout(r, 10)); const rows = await c.query('SELECT count(*)::int AS n FROM t'); order.push(`read ${rows[0]!.n}`); })(),
       ]);
       assert.deepEqual(order, ['tx', 'read 2']);
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('queryAll sends statements together: results in order, one message each way; a failing one rolls the transaction back', async () => {
+    const c = await workerPgliteClient();
+    try {
+      await c.query('CREATE TABLE t (k text PRIMARY KEY, v int)');
+      let sent = 0;
+      const post = c.thread.postMessage.bind(c.thread);
+      c.thread.postMessage = (m: unknown) => { sent++; post(m); };
+      const rows = await c.transaction((tx) => queryAll(tx, [
+        { text: 'INSERT INTO t VALUES ($1, $2), ($3, $4)', params: ['a', 1, 'b', 2] },
+        { text: 'UPDATE t SET v = v + 10 WHERE k = $1', params: ['a'] },
+        { text: 'SELECT k, v FROM t ORDER BY k' },
+      ]));
+      assert.deepEqual(rows, [[], [], [{ k: 'a', v: 11 }, { k: 'b', v: 2 }]], 'each statement saw the ones before it');
+      assert.equal(sent, 3, 'begin, the three statements, commit: three messages, and the begin was not waited for');
+      await assert.rejects(c.transaction((tx) => queryAll(tx, [
+        { text: 'INSERT INTO t VALUES ($1, $2)', params: ['c', 3] },
+        { text: 'INSERT INTO t VALUES ($1, $2)', params: ['a', 4] }, // duplicate key
+        { text: 'INSERT INTO t VALUES ($1, $2)', params: ['d', 5] },
+      ])), (e: unknown) => (e as { code?: string }).code === '23505');
+      assert.deepEqual(await c.query('SELECT k FROM t ORDER BY k'), [{ k: 'a' }, { k: 'b' }], 'nothing of the failed transaction stayed');
+      // outside a transaction: each statement on its own, in order
+      assert.deepEqual(await queryAll(c, [{ text: 'DELETE FROM t WHERE k = $1', params: ['b'] }, { text: 'SELECT count(*)::int AS n FROM t' }]), [[], [{ n: 1 }]]);
     } finally {
       await c.close();
     }
