@@ -110,11 +110,18 @@ export async function applyWithRetry(
 ): Promise<ApplyResult> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const r = await client.transaction((tx) => applyEntries(tx, entries, { projection, ...(codec ? { codec } : {}), ...(book ? { book } : {}) }));
-      book?.committed(r.positions);
-      return r;
+      const once = async () => {
+        try {
+          const r = await client.transaction((tx) => applyEntries(tx, entries, { projection, ...(codec ? { codec } : {}), ...(book ? { book } : {}) }));
+          book?.committed(r.positions);
+          return r;
+        } catch (err) {
+          book?.forget(); // before the next transaction on the book starts
+          throw err;
+        }
+      };
+      return await (book ? book.exclusive(once) : once());
     } catch (err) {
-      book?.forget();
       const state = sqlState(err);
       if (state && RETRYABLE_SQLSTATES.has(state) && attempt < maxAttempts) {
         await new Promise((r) => setTimeout(r, Math.min(200, 5 * 2 ** attempt) * Math.random()));
