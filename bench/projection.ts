@@ -1,7 +1,8 @@
 /**
  * What the projections cost per post: the query projection (history, member
  * lists, unread counts) and the search projection (PostgreSQL full-text), each
- * writing a fresh PGlite on this thread, so wall time is their CPU time.
+ * writing a fresh PGlite database in a temporary directory on this thread, so
+ * wall time is their CPU time and the file system's.
  *
  * Usage: `npm run bench -- projection [--quick] [--posts=N] [--channels=N]`.
  *
@@ -13,6 +14,9 @@
  * and process CPU per post; the fan-out bench's shape A delivers each post to
  * 10 members, so CPU-seconds per million deliveries is a tenth of µs per post.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { migrate, pgliteClient, PostgresProjectionSink, PostgresSearch, singleRouting } from '../adapters/postgres/query.ts';
 import { SearchProjectionSink } from '../cluster/search/search-projection.ts';
 import { codec } from '../runtime/codec.ts';
@@ -54,7 +58,9 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   const { created, posted } = chatLog(channels, posts);
   const rows: Array<Record<string, unknown>> = [];
   for (const projection of ['query', 'search'] as const) {
-    const client = await pgliteClient();
+    // on disk, as the embedded query side (an in-memory PGlite spends its time growing its file arrays)
+    const dir = await mkdtemp(join(tmpdir(), 'chorus-bench-projection-'));
+    const client = await pgliteClient(dir);
     try {
       await migrate(client);
       const sink = projection === 'query' ? new PostgresProjectionSink(singleRouting(client)) : new SearchProjectionSink(new PostgresSearch(singleRouting(client)));
@@ -70,6 +76,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       rows.push({ projection, posts: measured, channels, wallUsPerPost: round(wallUs, 1), cpuUsPerPost: round(cpuUs, 1), postsPerSec: Math.round(1e6 / wallUs) });
     } finally {
       await client.close();
+      await rm(dir, { recursive: true, force: true });
     }
   }
   console.table(rows);
