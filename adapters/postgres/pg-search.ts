@@ -26,7 +26,7 @@ import {
 } from '../../actors/search.ts';
 import { BackendError, ChorusError } from '../../runtime/errors.ts';
 import { migrate } from './migrations.ts';
-import { PositionBooks, reactionsFromJson, wsOfStream } from './query-projection.ts';
+import { PositionBooks, reactionsFromJson, writeBatch, wsOfStream } from './query-projection.ts';
 import { projectionPositions } from './query-sink.ts';
 import type { QueryTable } from './query-tables.ts';
 import { ShardWriteGate, type QueryRouting } from './shard-router.ts';
@@ -118,12 +118,8 @@ export class PostgresSearch implements Search, SearchIndexWriter {
         const after = await db.sql.primary.transaction(async (tx) => {
           const positions = await book.lock(tx, streams);
           const changes = await fn({ positions, load: (keys) => loadDocs(tx, keys) });
-          // the writes and the positions sent together (one round trip on the PGlite worker)
           const moved = new Map([...changes.positions].filter(([s, p]) => p !== positions.get(s)));
-          const store = book.storeStatement(moved, positions);
-          const writes = changeStatements(changes);
-          const rows = await queryAll(tx, store ? [...writes, store.statement] : writes);
-          store?.check(rows[rows.length - 1]!);
+          await writeBatch(tx, changeStatements(changes), book.storeStatement(moved, positions));
           return new Map([...positions, ...moved]);
         });
         book.committed(after);

@@ -175,9 +175,7 @@ export async function applyEntries(
     writes.push(...writeStatements(f));
   }
   const moved = new Map(streams.filter((s) => pos.get(s) !== before.get(s)).map((s) => [s, pos.get(s)!]));
-  const store = opts.book ? opts.book.storeStatement(moved, before, now) : storePositionsStatement(projection, moved, now);
-  const rows = await queryAll(tx, store ? [...writes, store.statement] : writes);
-  store?.check(rows[rows.length - 1]!);
+  await writeBatch(tx, writes, opts.book ? opts.book.storeStatement(moved, before, now) : storePositionsStatement(projection, moved, now));
   result.positions = pos;
   return result;
 }
@@ -345,6 +343,12 @@ function positionsJson(positions: ReadonlyMap<string, number>, streams: readonly
 export interface PositionWrite {
   readonly statement: SqlStatement;
   check(rows: readonly Record<string, unknown>[]): void;
+}
+
+/** Sends a batch's writes and its position update together (`queryAll`); throws as the update's check does. */
+export async function writeBatch(tx: SqlQueryable, writes: readonly SqlStatement[], position: PositionWrite | undefined): Promise<void> {
+  const rows = await queryAll(tx, position ? [...writes, position.statement] : writes);
+  position?.check(rows[rows.length - 1]!);
 }
 
 /** Stores new positions of streams whose rows `lockPositions` created and locked. */
