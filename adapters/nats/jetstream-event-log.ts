@@ -186,6 +186,8 @@ export class JetStreamEventLog implements EventLog {
   private readonly ensured = new Map<string, Promise<void>>();
   /** Streams known to exist: appends to them skip the await on `ensured`. */
   private readonly ready = new Set<string>();
+  /** Streams seen to exist with a leader: MSG.GET is safe on them (see `readable`). */
+  private readonly readableStreams = new Set<string>();
   private readonly placements = new Map<string, StreamPlacement>();
   private readonly tails = new Set<JsTail>();
   private closed = false;
@@ -311,8 +313,29 @@ export class JetStreamEventLog implements EventLog {
     }
   }
 
+  /**
+   * Whether stream `name` exists, waiting for its leader the first time:
+   * nats-server 2.9.10 crashes (nil dereference in jsMsgGetRequest) when a
+   * STREAM.MSG.GET reaches a stream another node is creating (seen in the
+   * two-node fan-out bench: one node reads a workspace's new stream while
+   * the other creates it); STREAM.INFO does not. Once per stream and process.
+   */
+  private async readable(name: string): Promise<boolean> {
+    if (this.ready.has(name) || this.readableStreams.has(name)) return true;
+    try {
+      await waitForLeader(await this.jsm(), name);
+    } catch (err) {
+      if (isApiError(err, JetStreamApiCodes.StreamNotFound)) return false;
+      throw err;
+    }
+    if (this.readableStreams.size >= 10_000) this.readableStreams.clear(); // a bounded memo, like `placements`
+    this.readableStreams.add(name);
+    return true;
+  }
+
   /** The stream leader's view (MSG.GET, not a direct get a lagging replica could answer): what fencing compares against. */
   private async leaderLastPos(name: string, subject: string): Promise<number> {
+    if (!(await this.readable(name))) return 0;
     const jsm = await this.jsm();
     try {
       const m = await jsm.streams.getMessage(name, { last_by_subj: subject });
