@@ -112,9 +112,12 @@ export class ChorusNode {
   /**
    * Hands every actor off and leaves: marks the node draining, waits until
    * the supervisor has published a table without it and every activation is
-   * gone, then stops. `onProgress` gets the number of actors still here.
+   * gone, stays up `graceMs` more (default 500: requests in flight finish,
+   * and watchers such as a load balancer's health check or an operator see
+   * it empty before it goes), then stops. `onProgress` gets the number of
+   * actors still here.
    */
-  async drain(opts: { timeoutMs?: number; onProgress?: (remaining: number) => void } = {}): Promise<void> {
+  async drain(opts: { timeoutMs?: number; graceMs?: number; onProgress?: (remaining: number) => void } = {}): Promise<void> {
     await this.membership.drain();
     const deadline = this.clock.now() + (opts.timeoutMs ?? 30_000);
     for (;;) {
@@ -125,6 +128,8 @@ export class ChorusNode {
       if (this.clock.now() > deadline) throw new Error(`drain of ${this.nodeId} timed out with ${remaining} actors left`);
       await new Promise((r) => this.clock.setTimeout(() => r(undefined), 50));
     }
+    const grace = opts.graceMs ?? 500;
+    if (grace > 0) await new Promise((r) => this.clock.setTimeout(() => r(undefined), grace));
     await this.stop();
   }
 
