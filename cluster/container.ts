@@ -83,12 +83,12 @@ async function embeddedPorts(config: ChorusConfig, metrics: PromMetrics): Promis
  * files in `snapshotDir` (PGlite's bytea parameters cost about 0.6 s per MB, see FileSnapshotStore).
  */
 async function embeddedLog(dir: string, snapshotDir: string, metrics: PromMetrics): Promise<{ log: EventLog; snapshots: SnapshotStore; close(): Promise<void>; describe(): Promise<LogStreamInfo[]>; client: SqlClient }> {
-  // one database for the log and the query side: timed once here (database_query_duration_seconds{db="main"})
+  // the log's database (the query side has its own, in a worker): timed once here (database_query_duration_seconds{db="main"})
   const client = timedSql(await pgliteClient(dir), { metrics, db: 'main' });
   // the only writer of its PGlite directory: caught-up tails (the projections) take new records from memory. Under a
   // burst the projections (on the query side's worker, which shares the cores) fall behind by tens of thousands of
   // records; a tail that overflowed its feed reads them back from PGlite on this thread, which cost the fan-out bench
-  // its p99 long after the burst (half saturation: 105-345 ms with 10,000, 55-59 ms with 200,000). At most some
+  // its p99 long after the burst (half saturation: 105-326 ms with 10,000, 54-97 ms with 200,000). At most some
   // 100 MB of recent records.
   const log = new PostgresEventLog(client, { singleWriter: true, feedLimit: 200_000 });
   const snapshots = new FileSnapshotStore(snapshotDir);

@@ -412,7 +412,6 @@ function columns(keys: Set<string>, n: number): string[][] {
   return cols;
 }
 
-/** Reads the rows the batch touches: one SELECT per table, sent together. */
 /**
  * Channel rows of streams whose position the book remembers are taken from
  * it, not read: at 500 posts over 500 channels the SELECT was a fifth of the
@@ -429,68 +428,70 @@ function recallChannels(f: Fold, book: PositionBook): void {
   }
 }
 
+/** Reads the rows the batch touches: one SELECT per table, sent together. */
 async function load(tx: SqlQueryable, f: Fold): Promise<void> {
   const reads: Array<{ statement: SqlStatement; take(rows: Record<string, unknown>[]): void }> = [];
+  const read = (text: string, params: unknown[], take: (rows: Record<string, unknown>[]) => void) => reads.push({ statement: { text, params }, take });
   if (f.msgs.wanted.size) {
     const [ws, ch, seq] = columns(f.msgs.wanted, 3);
-    reads.push({ statement: { text: `SELECT m.* FROM chat_messages m JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS k(ws, ch, seq)
-         ON m.ws = k.ws AND m.ch = k.ch AND m.seq = k.seq`, params: [ws, ch, seq!.map(Number)] }, take: (rows) => {
+    read(`SELECT m.* FROM chat_messages m JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS k(ws, ch, seq)
+         ON m.ws = k.ws AND m.ch = k.ch AND m.seq = k.seq`, [ws, ch, seq!.map(Number)], (rows) => {
       for (const r of rows) f.msgs.rows.set(k3(String(r.ws), String(r.ch), Number(r.seq)), msgFromRow(r));
-    } });
+    });
   }
   if (f.chans.wanted.size) {
     const [ws, ch] = columns(f.chans.wanted, 2);
-    reads.push({ statement: { text: `SELECT c.* FROM chat_channels c JOIN unnest($1::text[], $2::text[]) AS k(ws, ch) ON c.ws = k.ws AND c.ch = k.ch`, params: [ws, ch] }, take: (rows) => {
+    read(`SELECT c.* FROM chat_channels c JOIN unnest($1::text[], $2::text[]) AS k(ws, ch) ON c.ws = k.ws AND c.ch = k.ch`, [ws, ch], (rows) => {
       for (const r of rows) {
         f.chans.rows.set(k2(String(r.ws), String(r.ch)), {
           ws: String(r.ws), ch: String(r.ch), name: String(r.name), kind: String(r.kind), topic: String(r.topic), createdBy: String(r.created_by),
           createdAt: Number(r.created_at), memberCount: Number(r.member_count), latestSeq: Number(r.latest_seq),
         });
       }
-    } });
+    });
   }
   if (f.chanMembers.wanted.size) {
     const [ws, ch, user] = columns(f.chanMembers.wanted, 3);
-    reads.push({ statement: { text: `SELECT m.* FROM chat_channel_members m JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(ws, ch, u)
-         ON m.ws = k.ws AND m.ch = k.ch AND m.user_id = k.u`, params: [ws, ch, user] }, take: (rows) => {
+    read(`SELECT m.* FROM chat_channel_members m JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(ws, ch, u)
+         ON m.ws = k.ws AND m.ch = k.ch AND m.user_id = k.u`, [ws, ch, user], (rows) => {
       for (const r of rows) f.chanMembers.rows.set(k3(String(r.ws), String(r.ch), String(r.user_id)), { joinedAt: Number(r.joined_at), by: String(r.added_by), ord: Number(r.ord) });
-    } });
+    });
   }
   if (f.wss.wanted.size) {
-    reads.push({ statement: { text: `SELECT * FROM chat_workspaces WHERE ws = ANY($1::text[])`, params: [[...f.wss.wanted]] }, take: (rows) => {
+    read(`SELECT * FROM chat_workspaces WHERE ws = ANY($1::text[])`, [[...f.wss.wanted]], (rows) => {
       for (const r of rows) {
         f.wss.rows.set(String(r.ws), { ws: String(r.ws), name: String(r.name), createdBy: String(r.created_by), createdAt: Number(r.created_at), settings: r.settings as WsRow['settings'] });
       }
-    } });
+    });
   }
   if (f.wsMembers.wanted.size) {
     const [ws, user] = columns(f.wsMembers.wanted, 2);
-    reads.push({ statement: { text: `SELECT m.* FROM chat_workspace_members m JOIN unnest($1::text[], $2::text[]) AS k(ws, u) ON m.ws = k.ws AND m.user_id = k.u`, params: [ws, user] }, take: (rows) => {
+    read(`SELECT m.* FROM chat_workspace_members m JOIN unnest($1::text[], $2::text[]) AS k(ws, u) ON m.ws = k.ws AND m.user_id = k.u`, [ws, user], (rows) => {
       for (const r of rows) f.wsMembers.rows.set(k2(String(r.ws), String(r.user_id)), { role: String(r.role), joinedAt: Number(r.joined_at) });
-    } });
+    });
   }
   if (f.profiles.wanted.size) {
     const [ws, user] = columns(f.profiles.wanted, 2);
-    reads.push({ statement: { text: `SELECT p.* FROM chat_profiles p JOIN unnest($1::text[], $2::text[]) AS k(ws, u) ON p.ws = k.ws AND p.user_id = k.u`, params: [ws, user] }, take: (rows) => {
+    read(`SELECT p.* FROM chat_profiles p JOIN unnest($1::text[], $2::text[]) AS k(ws, u) ON p.ws = k.ws AND p.user_id = k.u`, [ws, user], (rows) => {
       for (const r of rows) {
         f.profiles.rows.set(k2(String(r.ws), String(r.user_id)), {
           displayName: r.display_name as string | null, title: r.title as string | null, avatarUrl: r.avatar_url as string | null,
           tz: r.tz as string | null, away: Boolean(r.away), updatedAt: Number(r.updated_at),
         });
       }
-    } });
+    });
   }
   if (f.cursors.wanted.size) {
     const [ws, user, ch] = columns(f.cursors.wanted, 3);
-    reads.push({ statement: { text: `SELECT c.* FROM chat_read_cursors c JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(ws, u, ch)
-         ON c.ws = k.ws AND c.user_id = k.u AND c.ch = k.ch`, params: [ws, user, ch] }, take: (rows) => {
+    read(`SELECT c.* FROM chat_read_cursors c JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(ws, u, ch)
+         ON c.ws = k.ws AND c.user_id = k.u AND c.ch = k.ch`, [ws, user, ch], (rows) => {
       for (const r of rows) {
         f.cursors.rows.set(k3(String(r.ws), String(r.user_id), String(r.ch)), {
           kind: String(r.kind), name: String(r.name), read: Number(r.read_seq), latest: Number(r.latest_seq),
           mentions: (r.mentions as number[]).map(Number), member: Boolean(r.member),
         });
       }
-    } });
+    });
   }
   const rows = await queryAll(tx, reads.map((r) => r.statement));
   reads.forEach((r, i) => r.take(rows[i]!));
