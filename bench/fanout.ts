@@ -134,8 +134,11 @@ async function measureOn(d: Deployment, kind: Kind, shape: Shape, shapeName: str
         }
         rss0 = await d.settledRss();
         heap0 = await d.settledHeap();
+        // (the profile's own memory lands in the per-connection figures: they mean little in a --profile run)
+        if (plan.profileDir) await Promise.all(d.nodes.map((n) => n.call('profileStart')));
       },
     });
+    if (opts.memory && plan.profileDir) await Promise.all(d.nodes.map((n, i) => n.call('profileStop', { file: `${plan.profileDir}/${kind}-${shapeName}-connect-n${i + 1}.cpuprofile` })));
     if (pop.connected === 0) throw new Error(`${d.label}: no client connected: ${pop.firstFailure}`);
     let bytesPerConn: number | undefined;
     let heapBytesPerConn: number | undefined;
