@@ -80,7 +80,7 @@ async function embeddedPorts(config: ChorusConfig, metrics: PromMetrics): Promis
 
 /**
  * The embedded durable log: PGlite in `dir` (a PostgreSQL in WebAssembly, nothing to install); snapshots as
- * files in `snapshotDir` (PGlite's bytea parameters cost about 0.6 s per MB, see FileSnapshotStore).
+ * files in `snapshotDir` (off the log's one connection, see FileSnapshotStore).
  */
 async function embeddedLog(dir: string, snapshotDir: string, metrics: PromMetrics): Promise<{ log: EventLog; snapshots: SnapshotStore; close(): Promise<void>; describe(): Promise<LogStreamInfo[]>; client: SqlClient }> {
   // the log's database (the query side has its own, in a worker): timed once here (database_query_duration_seconds{db="main"})

@@ -4,6 +4,7 @@ import type { AppendOptions, AppendRecord, AppendResult, EventLog, LogEntry } fr
 import type { Snapshot, SnapshotStore } from '../../runtime/log/snapshot-store.ts';
 import type { Disposable } from '../../runtime/transport/transport.ts';
 import { migrate } from './migrations.ts';
+import { ReadBatcher } from './read-batcher.ts';
 import { RETRYABLE_SQLSTATES, sqlState, type SqlClient, type SqlQueryable } from './sql-client.ts';
 
 /** Options of PostgresEventLog; every field has a default. */
@@ -159,6 +160,9 @@ export class PostgresEventLog implements EventLog {
   private readonly lastWritten = new Map<string, number>();
   private closed = false;
   private readyP: Promise<unknown> | undefined;
+  /** Concurrent reads and last-position lookups share statements (see ReadBatcher). */
+  private readonly reads = new ReadBatcher<{ stream: string; afterPos: number; limit: number }, LogEntry[]>((b) => this.readMany(b));
+  private readonly lasts = new ReadBatcher<string, number>((b) => this.lastPosMany(b));
 
   constructor(private readonly client: SqlClient, options: PostgresEventLogOptions = {}) {
     this.opts = resolveOptions(options);
@@ -350,25 +354,57 @@ export class PostgresEventLog implements EventLog {
     if (limit === 0) return [];
     try {
       await this.ready();
-      const rows = await this.client.query<LogRow>(
-        'SELECT stream, pos, dedup_id, data, ts FROM chorus_log WHERE stream = $1 AND pos > $2 ORDER BY pos LIMIT $3',
-        [stream, afterPos, limit],
-      );
-      return rows.map(toEntry);
+      return await this.reads.submit({ stream, afterPos, limit });
     } catch (err) {
       throw wrap(`read ${stream}`, err);
     }
+  }
+
+  /** Several reads in one statement: each stream's records after its position, in order, up to its limit. */
+  private async readMany(batch: ReadonlyArray<{ stream: string; afterPos: number; limit: number }>): Promise<LogEntry[][]> {
+    if (batch.length === 1) {
+      // alone: the plain statement (the unnest + LATERAL form costs about 300 us more to plan and run on PGlite)
+      const { stream, afterPos, limit } = batch[0]!;
+      const rows = await this.client.query<LogRow>(
+        'SELECT stream, pos, dedup_id, data, ts FROM chorus_log WHERE stream = $1 AND pos > $2 ORDER BY pos LIMIT $3', [stream, afterPos, limit]);
+      return [rows.map(toEntry)];
+    }
+    const rows = await this.client.query<LogRow & { i: number }>(
+      `SELECT r.i, l.stream, l.pos, l.dedup_id, l.data, l.ts
+         FROM unnest($1::text[], $2::bigint[], $3::int[]) WITH ORDINALITY AS r(stream, after_pos, lim, i)
+         CROSS JOIN LATERAL (SELECT c.stream, c.pos, c.dedup_id, c.data, c.ts FROM chorus_log c
+                              WHERE c.stream = r.stream AND c.pos > r.after_pos ORDER BY c.pos LIMIT r.lim) l
+        ORDER BY r.i, l.pos`,
+      [batch.map((b) => b.stream), batch.map((b) => b.afterPos), batch.map((b) => b.limit)],
+    );
+    const out = batch.map((): LogEntry[] => []);
+    for (const r of rows) out[Number(r.i) - 1]!.push(toEntry(r));
+    return out;
   }
 
   async lastPos(stream: string): Promise<number> {
     checkStream(stream);
     try {
       await this.ready();
-      const [row] = await this.client.query<{ pos: number }>('SELECT pos FROM chorus_log WHERE stream = $1 ORDER BY pos DESC LIMIT 1', [stream]);
-      return row ? Number(row.pos) : 0;
+      return await this.lasts.submit(stream);
     } catch (err) {
       throw wrap(`lastPos ${stream}`, err);
     }
+  }
+
+  private async lastPosMany(streams: readonly string[]): Promise<number[]> {
+    if (streams.length === 1) {
+      const [row] = await this.client.query<{ pos: number }>('SELECT pos FROM chorus_log WHERE stream = $1 ORDER BY pos DESC LIMIT 1', [streams[0]]);
+      return [row ? Number(row.pos) : 0];
+    }
+    const rows = await this.client.query<{ i: number; pos: number | null }>(
+      `SELECT r.i, (SELECT c.pos FROM chorus_log c WHERE c.stream = r.stream ORDER BY c.pos DESC LIMIT 1) AS pos
+         FROM unnest($1::text[]) WITH ORDINALITY AS r(stream, i)`,
+      [streams],
+    );
+    const out = streams.map(() => 0);
+    for (const r of rows) out[Number(r.i) - 1] = r.pos === null ? 0 : Number(r.pos);
+    return out;
   }
 
   async tail(streamPrefix: string, afterPos: number, handler: (e: LogEntry) => Promise<void> | void): Promise<Disposable> {

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import type { SqlClient, SqlQueryable } from './sql-client.ts';
+import { PGLITE_TYPE_OPTIONS } from './pglite-options.mjs';
 
 /**
  * A SqlClient over PGlite (PostgreSQL compiled to WebAssembly, in process).
@@ -11,7 +12,7 @@ import type { SqlClient, SqlQueryable } from './sql-client.ts';
  */
 export async function pgliteClient(dir?: string): Promise<SqlClient> {
   if (dir !== undefined) await mkdir(dir, { recursive: true });
-  const db = dir === undefined ? await PGlite.create() : await PGlite.create(dir);
+  const db = await PGlite.create({ ...(dir === undefined ? {} : { dataDir: dir }), ...PGLITE_TYPE_OPTIONS });
   const run = async <R>(q: Pick<PGlite, 'query'>, text: string, params?: readonly unknown[]): Promise<R[]> =>
     (await q.query<R>(text, params ? [...params] : undefined)).rows;
   return {

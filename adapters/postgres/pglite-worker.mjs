@@ -7,6 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
+import { PGLITE_TYPE_OPTIONS } from './pglite-options.mjs';
 
 const port = parentPort;
 const dir = workerData.dir;
@@ -36,7 +37,7 @@ class TxQueue {
 
 async function main() {
   if (dir !== undefined) await mkdir(dir, { recursive: true });
-  const db = dir === undefined ? await PGlite.create() : await PGlite.create(dir);
+  const db = await PGlite.create({ ...(dir === undefined ? {} : { dataDir: dir }), ...PGLITE_TYPE_OPTIONS });
   const open = new Map();
   const reply = (r) => port.postMessage(r);
   /** Runs statements one after another on `q`; the rows of each, in order (a `many` request). */

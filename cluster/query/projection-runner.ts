@@ -237,12 +237,13 @@ export class ProjectionRunner {
     const bufferedBy = new Map<string, number>();
     for (const e of this.buffer) bufferedBy.set(e.stream, (bufferedBy.get(e.stream) ?? 0) + 1);
     this.behind.clear();
-    for (const s of streams) {
-      const last = await this.log.lastPos(s);
-      const behind = Math.max(0, last - this.position(s) - (bufferedBy.get(s) ?? 0));
+    // asked together: the PostgreSQL logs answer concurrent lookups with one statement
+    const lasts = await Promise.all(streams.map((s) => this.log.lastPos(s)));
+    streams.forEach((s, i) => {
+      const last = lasts[i]!;
       if (last > this.position(s)) this.behind.add(s);
-      lag += behind;
-    }
+      lag += Math.max(0, last - this.position(s) - (bufferedBy.get(s) ?? 0));
+    });
     this.m.lagMessages.set(lag, { projection: this.o.name });
     if (!this.buffer.length && !this.behind.size) this.m.lagSeconds.set(0, { projection: this.o.name });
     else if (this.buffer.length) this.m.lagSeconds.set((Date.now() - this.buffer[0]!.ts) / 1000, { projection: this.o.name });

@@ -83,6 +83,33 @@ describe('PostgresEventLog on PGlite: schema and group commit', () => {
     }
   });
 
+  test('concurrent reads and last-position lookups share statements; each caller gets its own stream, in order, within its limit', async () => {
+    const client = await pgliteClient();
+    const statements: string[] = [];
+    const log = new PostgresEventLog(tapped(client, (text) => statements.push(text)));
+    try {
+      const streams = Array.from({ length: 150 }, (_, i) => `user.w1.u${i}`);
+      await Promise.all(streams.flatMap((s, i) => Array.from({ length: 1 + (i % 4) }, (_, k) => log.append(s, { data: new Uint8Array([i % 256, k]) }))));
+      statements.length = 0;
+      const [pages, lasts] = await Promise.all([
+        Promise.all(streams.map((s, i) => log.read(s, i % 2, 2))),
+        Promise.all([...streams, 'user.w1.none'].map((s) => log.lastPos(s))),
+      ]);
+      streams.forEach((s, i) => {
+        const n = 1 + (i % 4);
+        const want = Array.from({ length: n }, (_, k) => k + 1).filter((p) => p > i % 2).slice(0, 2);
+        assert.deepEqual(pages[i]!.map((e) => [e.stream, e.pos, e.data[0], e.data[1]]), want.map((p) => [s, p, i % 256, p - 1]), s);
+        assert.equal(lasts[i], n, s);
+      });
+      assert.equal(lasts[150], 0, 'a stream never written is at 0');
+      // 150 reads and 151 lookups, up to 64 a statement: 3 + 3 statements (one each would be 301)
+      assert.ok(statements.length <= 6, `${statements.length} statements for 301 concurrent requests`);
+    } finally {
+      await log.close();
+      await client.close();
+    }
+  });
+
   test('remembered positions: known streams are planned without reading the table; a stored duplicate id still answers duplicate, a stale expectation still conflicts', async () => {
     const client = await pgliteClient();
     const statements: string[] = [];
