@@ -29,9 +29,12 @@
  *
  * Phases: saturation (a fixed number of posts in flight, each client at most
  * one; the rate the system sustains), a fixed rate of 20,000 deliveries/s,
- * and for Chorus half of its own saturation rate. Figures: deliveries/s,
+ * and for Chorus half of its own saturation rate. Each phase starts from
+ * idle servers: after a phase the bench waits until they settle (Chorus's
+ * query side catches up on a burst after it) and bills that CPU to the phase
+ * (bench/lib/workload.ts PhaseFigures). Figures: deliveries/s,
  * p50/p99/p999 end to end (send -> receive, same process clock), server
- * CPU-seconds per million deliveries, RSS per idle connection (RSS after
+ * CPU-seconds per million deliveries (settling included), RSS per idle connection (RSS after
  * connecting and subscribing minus before, after a full GC; Chorus is
  * restarted on its data first so no setup garbage or pre-activated actor is
  * in the baseline: each connection then carries its user actor).
@@ -237,6 +240,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       'sat deliv/s': sat?.deliveredPerSec,
       'sat window': sat?.window,
       'sat CPU-s/M': sat?.cpuSecPerMillion,
+      'sat settle s': sat?.settleSec,
       'sat p99 ms': sat?.p99Ms,
       'fixed deliv/s': r.fixed?.deliveredPerSec ?? '',
       'fixed p50 ms': r.fixed?.p50Ms ?? '',

@@ -90,7 +90,11 @@ async function embeddedLog(dir: string, snapshotDir: string, metrics: PromMetric
   // records; a tail that overflowed its feed reads them back from PGlite on this thread, which cost the fan-out bench
   // its p99 long after the burst (half saturation: 105-326 ms with 10,000, 54-97 ms with 200,000). At most some
   // 100 MB of recent records.
-  const log = new PostgresEventLog(client, { singleWriter: true, feedLimit: 200_000 });
+  // Group commit over 5 ms (minBatchIntervalMs): a PGlite batch costs a large fixed share of this thread whatever it
+  // holds, and appends arriving one by one (1,500/s) each got their own: 500-750 us of CPU per append against 220-330
+  // with 5 ms, for about 3 ms more to each ack (adapters/postgres/README.md). Under saturation a batch takes longer
+  // than 5 ms anyway.
+  const log = new PostgresEventLog(client, { singleWriter: true, feedLimit: 200_000, minBatchIntervalMs: 5 });
   const snapshots = new FileSnapshotStore(snapshotDir);
   // No VACUUM/ANALYZE rounds here (the query side runs them on its own database, in its worker): this database is
   // the append-only log, whose statements are written to use their indexes without statistics, and ANALYZE of a

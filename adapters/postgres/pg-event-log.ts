@@ -13,6 +13,12 @@ export interface PostgresEventLogOptions {
   readonly maxBatch?: number;
   /** Rows per INSERT ... SELECT FROM unnest statement. Default 1000. */
   readonly rowsPerStatement?: number;
+  /**
+   * Least time between the starts of two batches (group commit): appends that
+   * arrive within it share the next transaction. The first append after a
+   * quiet spell is written at once. Default 0.
+   */
+  readonly minBatchIntervalMs?: number;
   /** Transaction attempts when another writer wins a race (unique violation, deadlock). Default 20. */
   readonly maxAttempts?: number;
   /** How often an idle tail polls for rows written by other clients. Default 100 ms (appends through this instance wake it at once). */
@@ -64,6 +70,7 @@ function resolveOptions(o: PostgresEventLogOptions): Readonly<Resolved> {
     tailPollMs: o.tailPollMs ?? 100,
     tailBatch: o.tailBatch ?? 500,
     tailMinIntervalMs: o.tailMinIntervalMs ?? 50,
+    minBatchIntervalMs: o.minBatchIntervalMs ?? 0,
     singleWriter: o.singleWriter ?? false,
     feedLimit: o.feedLimit ?? 10_000,
     positionCache: o.positionCache ?? 100_000,
@@ -76,7 +83,7 @@ function resolveOptions(o: PostgresEventLogOptions): Readonly<Resolved> {
   for (const k of ['maxBatch', 'rowsPerStatement', 'maxAttempts', 'tailPollMs', 'tailBatch', 'feedLimit'] as const) {
     if (!Number.isSafeInteger(r[k]) || r[k] < 1) problems.push(`${k} must be a positive integer, got ${String(r[k])}`);
   }
-  for (const k of ['tailMinIntervalMs', 'positionCache'] as const) {
+  for (const k of ['tailMinIntervalMs', 'positionCache', 'minBatchIntervalMs'] as const) {
     if (!Number.isSafeInteger(r[k]) || r[k] < 0) problems.push(`${k} must be a non-negative integer, got ${String(r[k])}`);
   }
   if (problems.length) throw new RangeError(`PostgresEventLog options: ${problems.join('; ')}`);
@@ -155,6 +162,8 @@ export class PostgresEventLog implements EventLog {
   private readonly pending: PendingAppend[] = [];
   private scheduled = false;
   private flushing: Promise<void> | undefined;
+  /** When the last batch started (performance.now()), for minBatchIntervalMs. */
+  private lastBatchAt = -Infinity;
   private readonly tails = new Set<PgTail>();
   /** Last position of recently written streams (see `positionCache`). */
   private readonly lastWritten = new Map<string, number>();
@@ -208,6 +217,9 @@ export class PostgresEventLog implements EventLog {
       return;
     }
     while (this.pending.length) {
+      const wait = this.lastBatchAt + this.opts.minBatchIntervalMs - performance.now();
+      if (wait > 0 && this.pending.length < this.opts.maxBatch) await new Promise((r) => setTimeout(r, wait));
+      this.lastBatchAt = performance.now();
       await this.writeBatch(this.pending.splice(0, this.opts.maxBatch));
       // PGlite answers through microtasks only: without this yield a steady stream of appends would starve timers and I/O
       // (and the yield lets callers woken by this batch join the next one)

@@ -110,6 +110,34 @@ describe('PostgresEventLog on PGlite: schema and group commit', () => {
     }
   });
 
+  test('minBatchIntervalMs: appends arriving one by one within the interval share a batch; the first after a quiet spell is not held back', async () => {
+    const client = await pgliteClient();
+    let inserts = 0;
+    const log = new PostgresEventLog(tapped(client, (text) => { if (text.includes('INSERT INTO chorus_log')) inserts++; }), { minBatchIntervalMs: 40 });
+    try {
+      await log.append('channel.w.warm', { data: new Uint8Array([0]) });
+      await new Promise((r) => setTimeout(r, 60));
+      inserts = 0;
+      const t0 = performance.now();
+      const first = log.append('channel.w.a', { data: new Uint8Array([1]) });
+      assert.deepEqual(await first, { pos: 1, duplicate: false });
+      assert.ok(performance.now() - t0 < 30, `the first append after a quiet spell took ${performance.now() - t0} ms`);
+      // 20 appends, one every 2 ms, each in its own loop turn: without the interval about one batch (an INSERT) each
+      const acks: Array<Promise<unknown>> = [];
+      for (let i = 0; i < 20; i++) {
+        acks.push(log.append('channel.w.a', { data: new Uint8Array([i + 2]) }));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      await Promise.all(acks);
+      assert.ok(inserts <= 4, `${inserts} batches for 21 appends over about 40 ms`);
+      assert.deepEqual((await log.read('channel.w.a', 0)).map((e) => e.data[0]), Array.from({ length: 21 }, (_, i) => i + 1));
+      assert.throws(() => new PostgresEventLog(client, { minBatchIntervalMs: -1 }), /minBatchIntervalMs/);
+    } finally {
+      await log.close();
+      await client.close();
+    }
+  });
+
   test('remembered positions: known streams are planned without reading the table; a stored duplicate id still answers duplicate, a stale expectation still conflicts', async () => {
     const client = await pgliteClient();
     const statements: string[] = [];
