@@ -4,13 +4,14 @@
  * writing a fresh PGlite database in a temporary directory on this thread, so
  * wall time is their CPU time and the file system's.
  *
- * Usage: `npm run bench -- projection [--quick] [--posts=N] [--channels=N]`.
+ * Usage: `npm run bench -- projection [--quick] [--posts=N] [--channels=N] [--batch=N]`.
  *
  * Method: `channels` (default 1,000) channels created, then N posts (default
  * 40,000; `--quick` 10,000) spread round-robin over them (the fan-out bench's
  * shape A: every batch touches 500 different channels), encoded as the
  * channel actor logs them and applied by each sink in batches of 500 (the
- * projection runner's batch) after a warm-up of one batch. Figures: µs of wall
+ * projection runner's batch under load; `--batch` for the small batches of
+ * a light load) after a warm-up of one batch. Figures: µs of wall
  * and process CPU per post; the fan-out bench's shape A delivers each post to
  * 10 members, so CPU-seconds per million deliveries is a tenth of µs per post.
  */
@@ -23,7 +24,8 @@ import { codec } from '../runtime/codec.ts';
 import type { LogEntry } from '../runtime/log/event-log.ts';
 import { round } from './lib/stats.ts';
 
-const BATCH = 500;
+/** Records per sink write by default: the projection runner's maxBatch. */
+const DEFAULT_BATCH = 500;
 
 function arg(args: string[], name: string): number | undefined {
   const a = args.find((x) => x.startsWith(`--${name}=`));
@@ -54,6 +56,8 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   const quick = args.includes('--quick');
   const posts = arg(args, 'posts') ?? (quick ? 10_000 : 40_000);
   const channels = arg(args, 'channels') ?? 1000;
+  const BATCH = arg(args, 'batch') ?? DEFAULT_BATCH;
+  if (!Number.isInteger(BATCH) || BATCH < 1) throw new RangeError('--batch must be a positive integer');
   if (!Number.isInteger(posts) || posts < 2 * BATCH || !Number.isInteger(channels) || channels < 1) throw new RangeError(`--posts must be an integer >= ${2 * BATCH}, --channels >= 1`);
   const { created, posted } = chatLog(channels, posts);
   const rows: Array<Record<string, unknown>> = [];
