@@ -58,12 +58,13 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
         loadPct: pct, targetDeliveredPerSec: Math.round(rate * 10), deliveredPerSec: r.deliveredPerSec,
         p50Ms: r.p50Ms, p99Ms: r.p99Ms, p999Ms: r.p999Ms, maxMs: r.maxMs, cpuSecPerMillion: r.cpuSecPerMillion,
         serverCores: r.serverCores, genCores: r.genCores, foreignCores: r.foreignCores, lost: r.lost, errors: r.errors,
+        windowCpuSecPerMillion: r.windowCpuSecPerMillion, settleSec: r.settleSec, settleCpuSec: r.settleCpuSec,
       });
     }
     console.log(`saturation: ${sat.deliveredPerSec} deliveries/s (${satPosts} posts/s), p50 ${sat.p50Ms} ms, p99 ${sat.p99Ms} ms with ${satWindow} posts in flight`);
     console.table(Object.fromEntries(rows.map((r) => [`${r.loadPct} %`, {
       'target/s': r.targetDeliveredPerSec, 'delivered/s': r.deliveredPerSec, 'p50 ms': r.p50Ms, 'p99 ms': r.p99Ms, 'p999 ms': r.p999Ms,
-      'CPU-s/M': r.cpuSecPerMillion, 'server cores': r.serverCores, 'gen cores': r.genCores, 'other load': r.foreignCores,
+      'CPU-s/M': r.cpuSecPerMillion, 'server cores': r.serverCores, 'settle s': r.settleSec, 'gen cores': r.genCores, 'other load': r.foreignCores,
     }])));
     const knee = rows.find((r) => r.p99Ms >= 50);
     const half = rows.find((r) => r.loadPct === 50);
