@@ -15,8 +15,8 @@ export interface PostgresEventLogOptions {
   readonly rowsPerStatement?: number;
   /**
    * Least time between the starts of two batches (group commit): appends that
-   * arrive within it share the next transaction. The first append after a
-   * quiet spell is written at once. Default 0.
+   * arrive within it share the next batch. The first append after a quiet
+   * spell is written at once. Default 0 (the embedded profile uses 5).
    */
   readonly minBatchIntervalMs?: number;
   /** Transaction attempts when another writer wins a race (unique violation, deadlock). Default 20. */
