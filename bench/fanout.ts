@@ -152,11 +152,14 @@ async function measureOn(d: Deployment, kind: Kind, shape: Shape, shapeName: str
     const phase = async (name: string, spec: Parameters<typeof runPhase>[2]) => {
       if (plan.profileDir) await Promise.all(d.nodes.map((n) => n.call('profileStart')));
       const logged = d.nodes.map((n) => n.output.length);
-      const r = await runPhase(d, pop!, spec);
+      const r = await runPhase(d, pop!, spec, {
+        beforeSettle: async () => {
+          if (plan.profileDir) await Promise.all(d.nodes.map((n, i) => n.call('profileStop', { file: `${plan.profileDir}/${kind}-${shapeName}-${name}-n${i + 1}.cpuprofile` })));
+        },
+      });
       // a node that lost its membership lease (event loop stalled past fenceAfterMs) drops its actors: say so next to the figures
       const fenced = d.nodes.some((n, i) => n.output.slice(logged[i]).some((l) => l.includes('fencing') || l.includes('fenced')));
       if (fenced) r.fenced = true;
-      if (plan.profileDir) await Promise.all(d.nodes.map((n, i) => n.call('profileStop', { file: `${plan.profileDir}/${kind}-${shapeName}-${name}-n${i + 1}.cpuprofile` })));
       return r;
     };
     const drainMs = plan.quick ? 2000 : 3000;

@@ -52,8 +52,11 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     for (const pct of steps) {
       const rate = (satPosts * pct) / 100;
       if (profileDir) await d.nodes[0]!.call('profileStart');
-      const r = await runPhase(d, pop, { mode: 'rate', rate, warmupMs, measureMs, drainMs: 3000 });
-      if (profileDir) await d.nodes[0]!.call('profileStop', { file: `${profileDir}/latency-${pct}.cpuprofile` });
+      const r = await runPhase(d, pop, { mode: 'rate', rate, warmupMs, measureMs, drainMs: 3000 }, {
+        beforeSettle: async () => {
+          if (profileDir) await d.nodes[0]!.call('profileStop', { file: `${profileDir}/latency-${pct}.cpuprofile` });
+        },
+      });
       rows.push({
         loadPct: pct, targetDeliveredPerSec: Math.round(rate * 10), deliveredPerSec: r.deliveredPerSec,
         p50Ms: r.p50Ms, p99Ms: r.p99Ms, p999Ms: r.p999Ms, maxMs: r.maxMs, cpuSecPerMillion: r.cpuSecPerMillion,

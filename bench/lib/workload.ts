@@ -160,7 +160,12 @@ export async function populate(d: Deployment, shape: Shape, opts: {
 }
 
 /** Runs one phase on every generator at once; `rate`/`window` are totals, split evenly. */
-export async function runPhase(d: Deployment, pop: Population, spec: PhaseSpec): Promise<PhaseFigures> {
+/**
+ * `beforeSettle` runs after the phase's drain, before the wait for idle
+ * servers: a CPU profile stopped there covers the phase only (a profiler
+ * running keeps the servers above the idle threshold).
+ */
+export async function runPhase(d: Deployment, pop: Population, spec: PhaseSpec, hooks: { beforeSettle?: () => Promise<unknown> } = {}): Promise<PhaseFigures> {
   const n = pop.gens.length;
   const per: PhaseSpec = { ...spec, ...(spec.rate ? { rate: spec.rate / n } : {}), ...(spec.window ? { window: Math.max(1, Math.round(spec.window / n)) } : {}) };
   let cpuFrom = 0;
@@ -173,6 +178,7 @@ export async function runPhase(d: Deployment, pop: Population, spec: PhaseSpec):
   clearTimeout(t1);
   clearTimeout(t2);
   // the next phase starts from idle servers, and what this one left to do is billed to it (see PhaseFigures.cpuSecPerMillion)
+  await hooks.beforeSettle?.();
   const settleFrom = cpuOf(d.cpuPids);
   const settleMs = await d.quiesce();
   const settleCpuSec = cpuOf(d.cpuPids) - settleFrom;
