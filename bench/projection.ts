@@ -56,9 +56,9 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   const quick = args.includes('--quick');
   const posts = arg(args, 'posts') ?? (quick ? 10_000 : 40_000);
   const channels = arg(args, 'channels') ?? 1000;
-  const BATCH = arg(args, 'batch') ?? DEFAULT_BATCH;
-  if (!Number.isInteger(BATCH) || BATCH < 1) throw new RangeError('--batch must be a positive integer');
-  if (!Number.isInteger(posts) || posts < 2 * BATCH || !Number.isInteger(channels) || channels < 1) throw new RangeError(`--posts must be an integer >= ${2 * BATCH}, --channels >= 1`);
+  const batch = arg(args, 'batch') ?? DEFAULT_BATCH;
+  if (!Number.isInteger(batch) || batch < 1) throw new RangeError('--batch must be a positive integer');
+  if (!Number.isInteger(posts) || posts < 2 * batch || !Number.isInteger(channels) || channels < 1) throw new RangeError(`--posts must be an integer >= ${2 * batch}, --channels >= 1`);
   const { created, posted } = chatLog(channels, posts);
   const rows: Array<Record<string, unknown>> = [];
   for (const projection of ['query', 'search'] as const) {
@@ -68,12 +68,12 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     try {
       await migrate(client);
       const sink = projection === 'query' ? new PostgresProjectionSink(singleRouting(client)) : new SearchProjectionSink(new PostgresSearch(singleRouting(client)));
-      for (let i = 0; i < created.length; i += BATCH) await sink.apply(created.slice(i, i + BATCH));
-      await sink.apply(posted.slice(0, BATCH)); // warm-up
-      const measured = posted.length - BATCH;
+      for (let i = 0; i < created.length; i += batch) await sink.apply(created.slice(i, i + batch));
+      await sink.apply(posted.slice(0, batch)); // warm-up
+      const measured = posted.length - batch;
       const t0 = performance.now();
       const c0 = process.cpuUsage();
-      for (let i = BATCH; i < posted.length; i += BATCH) await sink.apply(posted.slice(i, i + BATCH));
+      for (let i = batch; i < posted.length; i += batch) await sink.apply(posted.slice(i, i + batch));
       const wallUs = ((performance.now() - t0) * 1000) / measured;
       const cpu = process.cpuUsage(c0);
       const cpuUs = (cpu.user + cpu.system) / measured;
@@ -87,7 +87,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   const q = rows[0]!;
   const s = rows[1]!;
   return {
-    bench: 'projection', posts, channels, batch: BATCH,
+    bench: 'projection', posts, channels, batch: batch,
     queryCpuUsPerPost: q.cpuUsPerPost, searchCpuUsPerPost: s.cpuUsPerPost,
     queryWallUsPerPost: q.wallUsPerPost, searchWallUsPerPost: s.wallUsPerPost,
     rows,

@@ -159,11 +159,12 @@ export async function populate(d: Deployment, shape: Shape, opts: {
   }
 }
 
-/** Runs one phase on every generator at once; `rate`/`window` are totals, split evenly. */
 /**
- * `beforeSettle` runs after the phase's drain, before the wait for idle
- * servers: a CPU profile stopped there covers the phase only (a profiler
- * running keeps the servers above the idle threshold).
+ * Runs one phase on every generator at once; `rate`/`window` are totals,
+ * split evenly. Then waits for the servers to settle (see
+ * PhaseFigures.cpuSecPerMillion). `beforeSettle` runs after the phase's
+ * drain, before that wait: a CPU profile stopped there covers the phase only
+ * (a running profiler keeps the servers above the idle threshold).
  */
 export async function runPhase(d: Deployment, pop: Population, spec: PhaseSpec, hooks: { beforeSettle?: () => Promise<unknown> } = {}): Promise<PhaseFigures> {
   const n = pop.gens.length;
