@@ -87,7 +87,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   const q = rows[0]!;
   const s = rows[1]!;
   return {
-    bench: 'projection', posts, channels, batch: batch,
+    bench: 'projection', posts, channels, batch,
     queryCpuUsPerPost: q.cpuUsPerPost, searchCpuUsPerPost: s.cpuUsPerPost,
     queryWallUsPerPost: q.wallUsPerPost, searchWallUsPerPost: s.wallUsPerPost,
     rows,
