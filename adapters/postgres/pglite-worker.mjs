@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLITE_TYPE_OPTIONS } from './pglite-options.mjs';
+import { PreparedPGlite } from './pglite-prepared.mjs';
 
 const port = parentPort;
 const dir = workerData.dir;
@@ -37,13 +38,13 @@ class TxQueue {
 
 async function main() {
   if (dir !== undefined) await mkdir(dir, { recursive: true });
-  const db = await PGlite.create({ ...(dir === undefined ? {} : { dataDir: dir }), ...PGLITE_TYPE_OPTIONS });
+  const db = new PreparedPGlite(await PGlite.create({ ...(dir === undefined ? {} : { dataDir: dir }), ...PGLITE_TYPE_OPTIONS }));
   const open = new Map();
   const reply = (r) => port.postMessage(r);
   /** Runs statements one after another on `q`; the rows of each, in order (a `many` request). */
   const many = async (q, stmts) => {
     const out = [];
-    for (const st of stmts) out.push((await q.query(st.text, st.params)).rows);
+    for (const st of stmts) out.push(await q.query(st.text, st.params));
     return out;
   };
 
@@ -63,7 +64,7 @@ async function main() {
         }
         if (r.kind !== 'query' && r.kind !== 'many') continue;
         try {
-          reply({ id: r.id, ok: true, rows: r.kind === 'many' ? await many(tx, r.stmts) : (await tx.query(r.text, r.params)).rows });
+          reply({ id: r.id, ok: true, rows: r.kind === 'many' ? await many(tx, r.stmts) : await tx.query(r.text, r.params) });
         } catch (err) {
           reply({ id: r.id, ok: false, err: failure(err) });
         }
@@ -84,7 +85,7 @@ async function main() {
     switch (r.kind) {
       case 'query':
         db.query(r.text, r.params).then(
-          (res) => reply({ id: r.id, ok: true, rows: res.rows }),
+          (rows) => reply({ id: r.id, ok: true, rows }),
           (err) => reply({ id: r.id, ok: false, err: failure(err) }),
         );
         return;

@@ -1,0 +1,212 @@
+// PGlite with named prepared statements, shared by the in-thread client
+// (pglite-client.ts) and the worker (pglite-worker.mjs). Plain JavaScript so
+// the worker can import it (see pglite-worker.mjs).
+//
+// Why: PGlite's `query` parses and plans every statement again and crosses
+// into WebAssembly six times for it (Parse, Describe, Bind, Describe, Execute,
+// Sync, each its own call). The log's one-row append measured 440 us of wall
+// that way; the same INSERT prepared once, then Bind + Execute + Sync in one
+// `execProtocol` call, 135 us. Chorus sends the same few statements over and
+// over (appends, reads, the projections' upserts), so each distinct text with
+// parameters is prepared once, under a name, and kept (up to `maxStatements`,
+// least recently used closed first).
+//
+// It bypasses PGlite's own locks (execProtocol is not serialised with
+// `query` or `transaction`), so it must be the only user of its PGlite: it
+// keeps its own transaction lock, and nothing else may call the database.
+import { protocol, types } from '@electric-sql/pglite';
+
+const { serialize } = protocol;
+const EMPTY = new Uint8Array(0);
+
+/** A failure of the database (SQLSTATE on `code`, like pg's DatabaseError and PGlite's). */
+function asError(err) {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+export class PreparedPGlite {
+  /** @type {import('@electric-sql/pglite').PGlite} */
+  #db;
+  /** text -> { name, paramTypes, fields } (Map order: least recently used first). */
+  #stmts = new Map();
+  #next = 0;
+  #max;
+  /** Statements to close, sent ahead of the next request. */
+  #toClose = [];
+  /** Held by a transaction for its whole length, and by each statement outside one. */
+  #lock = Promise.resolve();
+
+  /**
+   * @param {import('@electric-sql/pglite').PGlite} db a database nothing else uses
+   * @param {{ maxStatements?: number }} [opts] prepared statements kept (default 256)
+   */
+  constructor(db, opts = {}) {
+    this.#db = db;
+    this.#max = opts.maxStatements ?? 256;
+  }
+
+  /** Whether the database is closed. */
+  get closed() {
+    return this.#db.closed;
+  }
+
+  /** Statements prepared and kept now. */
+  get preparedCount() {
+    return this.#stmts.size;
+  }
+
+  /**
+   * Runs one statement outside any transaction (after a running one ends);
+   * its rows. A prepared statement a schema change invalidated is prepared
+   * again and run once more.
+   */
+  query(text, params) {
+    return this.#exclusive(() => this.#run(text, params).catch((err) => {
+      if (err?.code === '0A000' && params?.length) return this.#run(text, params);
+      throw err;
+    }));
+  }
+
+  /**
+   * Runs `fn` between BEGIN and COMMIT, with no other statement in between;
+   * ROLLBACK and rethrow when it throws. A COMMIT that PostgreSQL turns into a
+   * ROLLBACK (a statement failed and the callback went on) rejects.
+   */
+  transaction(fn) {
+    return this.#exclusive(async () => {
+      await this.#simple('BEGIN');
+      let result;
+      try {
+        result = await fn({ query: (text, params) => this.#run(text, params) });
+      } catch (err) {
+        await this.#simple('ROLLBACK').catch(() => {});
+        throw err;
+      }
+      const tag = await this.#simple('COMMIT');
+      if (tag === 'ROLLBACK') throw Object.assign(new Error('transaction aborted: a statement in it failed, COMMIT rolled back'), { code: '25P02' });
+      return result;
+    });
+  }
+
+  /** Closes the database (waits for a running transaction). */
+  close() {
+    return this.#exclusive(async () => {
+      if (!this.#db.closed) await this.#db.close();
+    });
+  }
+
+  #exclusive(fn) {
+    const run = this.#lock.then(fn);
+    this.#lock = run.then(() => {}, () => {});
+    return run;
+  }
+
+  /** A statement without parameters, as a simple query; its command tag. */
+  async #simple(text) {
+    const { messages } = await this.#db.execProtocol(this.#withCloses(serialize.query(text)));
+    let tag = '';
+    for (const m of messages) if (m.name === 'commandComplete') tag = m.text;
+    return tag;
+  }
+
+  async #run(text, params) {
+    if (!params || params.length === 0) return this.#unnamed(text);
+    let st = this.#stmts.get(text);
+    if (st) {
+      // most recently used last
+      this.#stmts.delete(text);
+      this.#stmts.set(text, st);
+    } else st = await this.#prepare(text);
+    const values = new Array(params.length);
+    for (let i = 0; i < params.length; i++) {
+      const v = params[i];
+      if (v === null || v === undefined) values[i] = null;
+      else {
+        const ser = this.#db.serializers[st.paramTypes[i]];
+        values[i] = ser ? ser(v) : String(v);
+      }
+    }
+    const msg = concat([serialize.bind({ statement: st.name, values }), serialize.execute({}), serialize.sync()]);
+    let res;
+    try {
+      res = await this.#db.execProtocol(this.#withCloses(msg));
+    } catch (err) {
+      // e.g. "cached plan must not change result type" after a schema change: prepared again next time
+      if (err?.code === '0A000' || err?.code === '26000') this.#forget(text);
+      throw asError(err);
+    }
+    return rowsOf(res.messages, st.fields, this.#db.parsers);
+  }
+
+  /** A statement without parameters: parsed, described and run in one call, not kept. */
+  async #unnamed(text) {
+    const msg = concat([serialize.parse({ text }), serialize.bind({}), serialize.describe({ type: 'P' }), serialize.execute({}), serialize.sync()]);
+    const { messages } = await this.#db.execProtocol(this.#withCloses(msg));
+    let fields = [];
+    for (const m of messages) if (m.name === 'rowDescription') fields = m.fields;
+    return rowsOf(messages, fields, this.#db.parsers);
+  }
+
+  async #prepare(text) {
+    const name = `chorus_${++this.#next}`;
+    const msg = concat([serialize.parse({ name, text }), serialize.describe({ type: 'S', name }), serialize.sync()]);
+    const { messages } = await this.#db.execProtocol(this.#withCloses(msg));
+    let paramTypes = [];
+    let fields = [];
+    for (const m of messages) {
+      if (m.name === 'parameterDescription') paramTypes = m.dataTypeIDs;
+      else if (m.name === 'rowDescription') fields = m.fields;
+    }
+    const st = { name, paramTypes, fields };
+    this.#stmts.set(text, st);
+    if (this.#stmts.size > this.#max) {
+      const [oldest] = this.#stmts.keys();
+      this.#forget(oldest);
+    }
+    return st;
+  }
+
+  #forget(text) {
+    const st = this.#stmts.get(text);
+    if (!st) return;
+    this.#stmts.delete(text);
+    this.#toClose.push(st.name);
+  }
+
+  /** `msg` with Close messages for statements dropped since the last request in front. */
+  #withCloses(msg) {
+    if (this.#toClose.length === 0) return msg;
+    const closes = this.#toClose.map((name) => serialize.close({ type: 'S', name }));
+    this.#toClose = [];
+    return concat([...closes, msg]);
+  }
+}
+
+function concat(parts) {
+  let n = 0;
+  for (const p of parts) n += p.byteLength;
+  if (n === 0) return EMPTY;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/** Rows as objects keyed by column name, values parsed as PGlite's `query` parses them. */
+function rowsOf(messages, fields, parsers) {
+  const rows = [];
+  for (const m of messages) {
+    if (m.name !== 'dataRow') continue;
+    const row = {};
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i];
+      const v = m.fields[i];
+      row[f.name] = v === null ? null : types.parseType(v, f.dataTypeID, parsers);
+    }
+    rows.push(row);
+  }
+  return rows;
+}
