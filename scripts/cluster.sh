@@ -119,7 +119,7 @@ for i in 0 1 2; do
   CHORUS_PROFILE=cluster CHORUS_NODE_ID="$id" CHORUS_HOST=127.0.0.1 CHORUS_PORT="$port" \
   CHORUS_PUBLIC_URL="http://127.0.0.1:$port" CHORUS_NATS_URL="$NATS_URL_CSV" CHORUS_NATS_REPLICAS=3 \
   CHORUS_DATA_DIR="$DIR/$id" CHORUS_DEV_SIGNIN="${CHORUS_DEV_SIGNIN:-1}" CHORUS_LOG_LEVEL="${CHORUS_LOG_LEVEL:-info}" \
-    setsid node --import tsx cluster/main.ts > >(trap '' INT TERM; exec sed -u "s/^/[$id] /") 2>&1 &
+    setsid node --max-semi-space-size=64 --import tsx cluster/main.ts > >(trap '' INT TERM; exec sed -u "s/^/[$id] /") 2>&1 &
   PIDS_NODES+=($!)
 done
 

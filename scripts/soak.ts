@@ -18,6 +18,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NODE_FLAGS } from '../cluster/node-flags.ts';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { ChorusClient, type WebSocketCtor } from '../client/sdk.ts';
@@ -53,7 +54,7 @@ const r1 = (x: number) => Math.round(x * 10) / 10;
 /** Starts `npm start`'s entry point on a free port with a temp data dir; resolves with its URL. */
 async function startNodeProcess(dir: string): Promise<{ url: string; proc: ChildProcess }> {
   const root = fileURLToPath(new URL('..', import.meta.url));
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'cluster/main.ts'], {
+  const proc = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', 'cluster/main.ts'], {
     cwd: root, stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, CHORUS_PORT: '0', CHORUS_DATA_DIR: dir, CHORUS_LOG_LEVEL: 'warn', CHORUS_PROFILE: 'embedded', CHORUS_NODE_ID: 'soak-1' },
   });

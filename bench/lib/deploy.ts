@@ -12,6 +12,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EdgeOptions } from '../../cluster/edge/chat-edge.ts';
+import { NODE_FLAGS } from '../../cluster/node-flags.ts';
 import { startNats, type NatsCluster } from '../../test/helpers/nats.ts';
 import { freePort } from '../../test/helpers/ports.ts';
 import type { SetupPlan } from './chorus-server.ts';
@@ -183,7 +184,7 @@ export async function startChorus(opts: { nodes?: number; edge: EdgeOptions; lab
       ...(opts.querySide === false || process.env.BENCH_QUERY_SIDE === '0' ? { querySide: false } : {}),
       ...(nats ? { natsUrls: nats.urls } : {}),
     }));
-    const launch = (i: number) => new Child(`chorus-${i + 1}`, './chorus-server.ts', { BENCH_CHORUS: JSON.stringify(settings[i]) }, serverArgs());
+    const launch = (i: number) => new Child(`chorus-${i + 1}`, './chorus-server.ts', { BENCH_CHORUS: JSON.stringify(settings[i]) }, [...NODE_FLAGS, ...serverArgs()]);
     for (let i = 0; i < count; i++) children.push(launch(i));
     const ports = await Promise.all(children.map(async (c) => (await c.waitReady<{ port: number }>(90_000)).port));
     ports.forEach((p, i) => { settings[i]!.port = p; });

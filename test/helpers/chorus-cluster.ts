@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TokenSigner } from '../../cluster/edge/auth.ts';
+import { NODE_FLAGS } from '../../cluster/node-flags.ts';
 import { startNats, type NatsCluster } from './nats.ts';
 import { freePort, waitFor } from './ports.ts';
 
@@ -68,7 +69,7 @@ export async function startChorusCluster(opts: { nodes?: number; natsServers?: n
     const port = await freePort();
     const output: string[] = [];
     const host = placement?.host ?? '127.0.0.1';
-    const [cmd, ...args] = [...(placement?.prefix ?? []), process.execPath, '--import', 'tsx', 'cluster/main.ts'];
+    const [cmd, ...args] = [...(placement?.prefix ?? []), process.execPath, ...NODE_FLAGS, '--import', 'tsx', 'cluster/main.ts'];
     const proc = spawn(cmd!, args, {
       env: {
         ...process.env,
