@@ -341,18 +341,19 @@ export class PostgresEventLog implements EventLog {
       rows.push({ stream: p.stream, pos, data: p.data, ts: now, ...(p.dedupId !== undefined ? { dedupId: p.dedupId } : {}) });
       outcomes.push({ ok: { pos, duplicate: false } });
     }
-    // INSERT ... SELECT FROM unnest(arrays): one statement, no per-row parameters to parse. bytea travels as hex text:
-    // measured on PGlite (256 rows of 200 B) 4 ms, against 7 ms for a bytea[] parameter and 9 ms for a 100-row VALUES list.
-    // It answers with the transaction's id, which single-writer tails use as their cursor.
+    // INSERT ... SELECT FROM unnest(arrays): one statement, no per-row parameters to parse (a 100-row VALUES list
+    // cost twice as much on PGlite). On PGlite the arrays travel in binary (pglite-prepared.mjs): 30 records of
+    // 350 B 476 us of wall, against 811 as hex text decoded in SQL. It answers with the transaction's id, which
+    // single-writer tails use as their cursor.
     let txid: string | undefined;
     for (let i = 0; i < rows.length; i += this.opts.rowsPerStatement) {
       const chunk = rows.slice(i, i + this.opts.rowsPerStatement);
       const [r] = await tx.query<{ x: string }>(
         `WITH ins AS (
            INSERT INTO chorus_log (stream, pos, dedup_id, data, ts)
-           SELECT s, p, d, decode(h, 'hex'), $5 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS x(s, p, d, h))
+           SELECT s, p, d, b, $5 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[]) AS x(s, p, d, b))
          SELECT pg_current_xact_id()::text AS x`,
-        [chunk.map((r) => r.stream), chunk.map((r) => r.pos), chunk.map((r) => r.dedupId ?? null), chunk.map((r) => Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength).toString('hex')), now],
+        [chunk.map((r) => r.stream), chunk.map((r) => r.pos), chunk.map((r) => r.dedupId ?? null), chunk.map((r) => r.data), now],
       );
       txid = r?.x;
     }

@@ -14,6 +14,7 @@
 // It bypasses PGlite's own locks (execProtocol is not serialised with
 // `query` or `transaction`), so it must be the only user of its PGlite: it
 // keeps its own transaction lock, and nothing else may call the database.
+import { Buffer } from 'node:buffer';
 import { protocol, types } from '@electric-sql/pglite';
 
 const { serialize } = protocol;
@@ -122,8 +123,13 @@ export class PreparedPGlite {
       const v = params[i];
       if (v === null || v === undefined) values[i] = null;
       else {
-        const ser = this.#db.serializers[st.paramTypes[i]];
-        values[i] = ser ? ser(v) : String(v);
+        const oid = st.paramTypes[i];
+        const bin = binaryParam(oid, v);
+        if (bin !== undefined) values[i] = bin;
+        else {
+          const ser = this.#db.serializers[oid];
+          values[i] = ser ? ser(v) : String(v);
+        }
       }
     }
     const msg = concat([serialize.bind({ statement: st.name, values }), serialize.execute({}), serialize.sync()]);
@@ -180,6 +186,85 @@ export class PreparedPGlite {
     this.#toClose = [];
     return concat([...closes, msg]);
   }
+}
+
+// ---- parameters in binary format --------------------------------------------
+//
+// PGlite's text serializers escape every array element with regular
+// expressions and the protocol writer measures and copies each string with a
+// JavaScript loop: a log append of a few dozen records spent as long building
+// its Bind message as PostgreSQL spent running it. Bytes, text and integers
+// (and one-dimensional arrays of them, the `unnest($1::text[], ...)` batches)
+// go in PostgreSQL's binary format instead, built with Buffer's native
+// copies; anything else keeps the text serializers.
+
+const BYTEA = 17;
+const INT8 = 20;
+const INT4 = 23;
+const TEXT = 25;
+const VARCHAR = 1043;
+/** Array type -> its element type, for the arrays sent in binary. */
+const ARRAY_OF = new Map([[1001, BYTEA], [1016, INT8], [1007, INT4], [1009, TEXT], [1015, VARCHAR]]);
+
+/** `v` as a binary parameter of type `oid`, or undefined when it is not one of the simple cases. */
+function binaryParam(oid, v) {
+  if (oid === BYTEA) return v instanceof Uint8Array ? v : undefined;
+  if (oid === TEXT || oid === VARCHAR) return typeof v === 'string' ? Buffer.from(v, 'utf8') : undefined;
+  const elem = ARRAY_OF.get(oid);
+  return elem !== undefined && Array.isArray(v) ? binaryArray(elem, v) : undefined;
+}
+
+/** A one-dimensional array in binary format (array_send): header, then each element's length and bytes (-1: NULL). */
+function binaryArray(elem, items) {
+  const n = items.length;
+  const parts = new Array(n);
+  let size = 20 + 4 * n;
+  let nulls = 0;
+  for (let i = 0; i < n; i++) {
+    const x = items[i];
+    let b;
+    if (x === null || x === undefined) {
+      nulls = 1;
+      b = null;
+    } else if (elem === BYTEA) {
+      if (!(x instanceof Uint8Array)) return undefined;
+      b = x;
+    } else if (elem === TEXT || elem === VARCHAR) {
+      if (typeof x !== 'string') return undefined;
+      b = Buffer.from(x, 'utf8');
+    } else if (elem === INT8) {
+      if (!Number.isSafeInteger(x)) return undefined;
+      b = Buffer.allocUnsafe(8);
+      b.writeBigInt64BE(BigInt(x));
+    } else {
+      if (!Number.isInteger(x) || x < -2147483648 || x > 2147483647) return undefined;
+      b = Buffer.allocUnsafe(4);
+      b.writeInt32BE(x);
+    }
+    parts[i] = b;
+    if (b !== null) size += b.byteLength;
+  }
+  const out = Buffer.allocUnsafe(n === 0 ? 12 : size);
+  out.writeInt32BE(n === 0 ? 0 : 1, 0);
+  out.writeInt32BE(nulls, 4);
+  out.writeUInt32BE(elem, 8);
+  if (n === 0) return out;
+  out.writeInt32BE(n, 12);
+  out.writeInt32BE(1, 16);
+  let at = 20;
+  for (let i = 0; i < n; i++) {
+    const b = parts[i];
+    if (b === null) {
+      out.writeInt32BE(-1, at);
+      at += 4;
+      continue;
+    }
+    out.writeInt32BE(b.byteLength, at);
+    at += 4;
+    out.set(b, at);
+    at += b.byteLength;
+  }
+  return out;
 }
 
 function concat(parts) {

@@ -20,6 +20,14 @@ test('PreparedPGlite: rows and types are those of PGlite\'s own query, with and 
       ['SELECT 1 AS one, NULL::text AS nothing, ARRAY[1, 2]::bigint[] AS arr', undefined],
       ['SELECT x FROM generate_series(1, $1::int) x', [3]],
       ['SELECT x FROM generate_series(1, $1::int) x WHERE false', [3]],
+      // the parameters sent in binary (bytea, text, arrays of them and of integers), with NULLs, empties and non-ASCII text
+      ['SELECT $1::text[] AS t, $2::bigint[] AS b, $3::int[] AS i, $4::bytea[] AS y, $5::text AS s, $6::bytea AS one, $7::varchar[] AS v',
+        [['', 'é ∑ 🎉', null, 'a"b\\c{}'], [0, -1, 2 ** 53 - 1, null], [2 ** 31 - 1, -(2 ** 31)], [new Uint8Array([0, 255]), null, new Uint8Array(0)],
+          'plain ünïcode', new Uint8Array(300).fill(9), ['x', 'y']]],
+      ['SELECT cardinality($1::text[]) AS a, cardinality($2::bytea[]) AS b, $3::bigint[] AS c', [[], [], []]],
+      ['SELECT s, p FROM unnest($1::text[], $2::bigint[]) AS x(s, p) ORDER BY p', [['s1', 's2', 's3'], [3, 1, 2]]],
+      // not the simple cases: the text serializers (a string for a bigint[], a non-integer for an int[])
+      ['SELECT $1::bigint[] AS a, $2::float8[] AS f', [['12', '13'], [1.5, 2]]],
     ];
     for (const [text, params] of cases) {
       for (let i = 0; i < 3; i++) assert.deepEqual(await db.query(text, params), (await ref.query(text, params)).rows, text);
