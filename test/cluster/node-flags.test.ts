@@ -7,9 +7,10 @@ import { NODE_FLAGS } from '../../cluster/node-flags.ts';
 const root = new URL('../../', import.meta.url);
 const read = (path: string) => readFile(new URL(path, root), 'utf8');
 
-test('every launcher of a node passes NODE_FLAGS: npm start, scripts/cluster.sh, the k8s manifests', async () => {
+test('every launcher of a node passes NODE_FLAGS: npm start, scripts/cluster.sh, the k8s manifests, the documented commands', async () => {
   const start = (JSON.parse(await read('package.json')) as { scripts: Record<string, string> }).scripts.start!;
   const cluster = await read('scripts/cluster.sh');
+  const docs = (await read('docs/cluster.md')) + (await read('README.md'));
   const k8s = await read('deploy/k8s/chorus.yaml');
   const k8sOptions = [...k8s.matchAll(/name: NODE_OPTIONS\s+value: (.+)/g)].map((m) => m[1]!.trim());
   const deployments = (k8s.match(/^kind: (Deployment|StatefulSet)/gm) ?? []).length;
@@ -18,6 +19,7 @@ test('every launcher of a node passes NODE_FLAGS: npm start, scripts/cluster.sh,
   for (const flag of NODE_FLAGS) {
     assert.ok(start.split(' ').includes(flag), `npm start lacks ${flag}: ${start}`);
     assert.match(cluster, new RegExp(`node [^\\n]*${flag}[^\\n]*cluster/main\\.ts`), `scripts/cluster.sh lacks ${flag}`);
+    for (const m of docs.matchAll(/`node ([^`]*)cluster\/main\.ts`/g)) assert.ok(m[1]!.split(/\s+/).includes(flag), `a documented command lacks ${flag}: ${m[0]}`);
     for (const o of k8sOptions) assert.ok(o.split(' ').includes(flag), `k8s NODE_OPTIONS lacks ${flag}: ${o}`);
   }
 });
