@@ -18,12 +18,6 @@ import { Buffer } from 'node:buffer';
 import { protocol, types } from '@electric-sql/pglite';
 
 const { serialize } = protocol;
-const EMPTY = new Uint8Array(0);
-
-/** A failure of the database (SQLSTATE on `code`, like pg's DatabaseError and PGlite's). */
-function asError(err) {
-  return err instanceof Error ? err : new Error(String(err));
-}
 
 export class PreparedPGlite {
   /** @type {import('@electric-sql/pglite').PGlite} */
@@ -132,21 +126,21 @@ export class PreparedPGlite {
         }
       }
     }
-    const msg = concat([serialize.bind({ statement: st.name, values }), serialize.execute({}), serialize.sync()]);
+    const msg = Buffer.concat([serialize.bind({ statement: st.name, values }), serialize.execute({}), serialize.sync()]);
     let res;
     try {
       res = await this.#db.execProtocol(this.#withCloses(msg));
     } catch (err) {
       // e.g. "cached plan must not change result type" after a schema change: prepared again next time
       if (err?.code === '0A000' || err?.code === '26000') this.#forget(text);
-      throw asError(err);
+      throw err;
     }
     return rowsOf(res.messages, st.fields, this.#db.parsers);
   }
 
   /** A statement without parameters: parsed, described and run in one call, not kept. */
   async #unnamed(text) {
-    const msg = concat([serialize.parse({ text }), serialize.bind({}), serialize.describe({ type: 'P' }), serialize.execute({}), serialize.sync()]);
+    const msg = Buffer.concat([serialize.parse({ text }), serialize.bind({}), serialize.describe({ type: 'P' }), serialize.execute({}), serialize.sync()]);
     const { messages } = await this.#db.execProtocol(this.#withCloses(msg));
     let fields = [];
     for (const m of messages) if (m.name === 'rowDescription') fields = m.fields;
@@ -155,7 +149,7 @@ export class PreparedPGlite {
 
   async #prepare(text) {
     const name = `chorus_${++this.#next}`;
-    const msg = concat([serialize.parse({ name, text }), serialize.describe({ type: 'S', name }), serialize.sync()]);
+    const msg = Buffer.concat([serialize.parse({ name, text }), serialize.describe({ type: 'S', name }), serialize.sync()]);
     const { messages } = await this.#db.execProtocol(this.#withCloses(msg));
     let paramTypes = [];
     let fields = [];
@@ -184,7 +178,7 @@ export class PreparedPGlite {
     if (this.#toClose.length === 0) return msg;
     const closes = this.#toClose.map((name) => serialize.close({ type: 'S', name }));
     this.#toClose = [];
-    return concat([...closes, msg]);
+    return Buffer.concat([...closes, msg]);
   }
 }
 
@@ -214,37 +208,32 @@ function binaryParam(oid, v) {
   return elem !== undefined && Array.isArray(v) ? binaryArray(elem, v) : undefined;
 }
 
-/** A one-dimensional array in binary format (array_send): header, then each element's length and bytes (-1: NULL). */
+/**
+ * A one-dimensional array in binary format (array_send): header, then each
+ * element's length and bytes (-1: NULL), written straight into one buffer.
+ * Undefined when an element is not of the JavaScript type the element type
+ * takes (the text serializer then decides).
+ */
 function binaryArray(elem, items) {
   const n = items.length;
-  const parts = new Array(n);
-  let size = 20 + 4 * n;
+  const width = elem === INT8 ? 8 : elem === INT4 ? 4 : 0;
+  let size = n === 0 ? 12 : 20 + 4 * n;
   let nulls = 0;
   for (let i = 0; i < n; i++) {
     const x = items[i];
-    let b;
-    if (x === null || x === undefined) {
-      nulls = 1;
-      b = null;
-    } else if (elem === BYTEA) {
+    if (x === null || x === undefined) nulls = 1;
+    else if (elem === BYTEA) {
       if (!(x instanceof Uint8Array)) return undefined;
-      b = x;
-    } else if (elem === TEXT || elem === VARCHAR) {
+      size += x.byteLength;
+    } else if (width === 0) {
       if (typeof x !== 'string') return undefined;
-      b = Buffer.from(x, 'utf8');
-    } else if (elem === INT8) {
-      if (!Number.isSafeInteger(x)) return undefined;
-      b = Buffer.allocUnsafe(8);
-      b.writeBigInt64BE(BigInt(x));
+      size += Buffer.byteLength(x, 'utf8');
     } else {
-      if (!Number.isInteger(x) || x < -2147483648 || x > 2147483647) return undefined;
-      b = Buffer.allocUnsafe(4);
-      b.writeInt32BE(x);
+      if (!Number.isSafeInteger(x) || (width === 4 && (x < -2147483648 || x > 2147483647))) return undefined;
+      size += width;
     }
-    parts[i] = b;
-    if (b !== null) size += b.byteLength;
   }
-  const out = Buffer.allocUnsafe(n === 0 ? 12 : size);
+  const out = Buffer.allocUnsafe(size);
   out.writeInt32BE(n === 0 ? 0 : 1, 0);
   out.writeInt32BE(nulls, 4);
   out.writeUInt32BE(elem, 8);
@@ -253,29 +242,21 @@ function binaryArray(elem, items) {
   out.writeInt32BE(1, 16);
   let at = 20;
   for (let i = 0; i < n; i++) {
-    const b = parts[i];
-    if (b === null) {
-      out.writeInt32BE(-1, at);
-      at += 4;
-      continue;
+    const x = items[i];
+    if (x === null || x === undefined) {
+      at = out.writeInt32BE(-1, at);
+    } else if (elem === BYTEA) {
+      at = out.writeInt32BE(x.byteLength, at);
+      out.set(x, at);
+      at += x.byteLength;
+    } else if (width === 0) {
+      const len = out.write(x, at + 4, 'utf8');
+      out.writeInt32BE(len, at);
+      at += 4 + len;
+    } else {
+      at = out.writeInt32BE(width, at);
+      at = width === 8 ? out.writeBigInt64BE(BigInt(x), at) : out.writeInt32BE(x, at);
     }
-    out.writeInt32BE(b.byteLength, at);
-    at += 4;
-    out.set(b, at);
-    at += b.byteLength;
-  }
-  return out;
-}
-
-function concat(parts) {
-  let n = 0;
-  for (const p of parts) n += p.byteLength;
-  if (n === 0) return EMPTY;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
   }
   return out;
 }
