@@ -237,6 +237,7 @@ export class ChatEdge {
     const held = s.held?.get(ws);
     if (!held) return;
     s.held!.delete(ws);
+    if (s.held!.size === 0) s.held = undefined; // a Map per connection otherwise, kept empty for its life
     for (const f of held) s.sendFrame(f);
   }
 
@@ -244,6 +245,7 @@ export class ChatEdge {
   private leaveWorkspace(s: Session, ws: string): void {
     this.dropWorkspace(s, ws);
     s.held?.delete(ws);
+    if (s.held?.size === 0) s.held = undefined;
     const i = s.workspaces.indexOf(ws);
     if (i >= 0) s.workspaces.splice(i, 1);
     this.leaveSubject(userSubject(ws, s.user), s);

@@ -48,7 +48,8 @@ export class Activation {
   private pumping = false;
   private stopRequested: string | undefined;
   private stopWaiters: Array<() => void> = [];
-  readonly timers = new Map<string, TimerHandle>();
+  /** The actor's named timers (ctx.setTimer); allocated on first use: most actors never set one, and a node holds one activation per connected user. */
+  timers: Map<string, TimerHandle> | undefined;
   /** True from the end of handoff until the activation stops (what the single-activation check counts). */
   live = false;
   /** Deactivate after the current turn (ctx.passivate). */
@@ -128,8 +129,7 @@ export class Activation {
       if (this.stopRequested && this.state !== 'stopped') {
         this.state = 'deactivating';
         while (this.running > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
-        for (const t of this.timers.values()) this.ctx.clock.clearTimeout(t);
-        this.timers.clear();
+        this.clearTimers();
         if (!this.skipPersist) {
           try {
             await this.actor.onDeactivate?.(this.ctx);
@@ -173,18 +173,22 @@ export class Activation {
 
   private finish(leftover: MailItem[], _graceful: boolean): void {
     this.state = 'stopped';
-    for (const t of this.timers.values()) this.ctx.clock.clearTimeout(t);
-    this.timers.clear();
+    this.clearTimers();
     this.host.onStopped(this, leftover);
     for (const w of this.stopWaiters.splice(0)) w();
+  }
+
+  private clearTimers(): void {
+    if (!this.timers) return;
+    for (const t of this.timers.values()) this.ctx.clock.clearTimeout(t);
+    this.timers = undefined;
   }
 
   /** Drops the activation at once, as a crash does: no onDeactivate, queued messages are failed by the caller. */
   kill(): MailItem[] {
     this.state = 'stopped';
     this.stopRequested ??= 'killed';
-    for (const t of this.timers.values()) this.ctx.clock.clearTimeout(t);
-    this.timers.clear();
+    this.clearTimers();
     for (const w of this.stopWaiters.splice(0)) w();
     return this.queue.splice(0);
   }

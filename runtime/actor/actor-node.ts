@@ -594,20 +594,20 @@ class NodeActorContext implements ActorContext {
   setTimer(name: string, delayMs: number, msg: unknown, opts: { repeat?: boolean } = {}): void {
     const a = this.a;
     const clock = this.clock;
-    const old = a.timers.get(name);
+    const old = a.timers?.get(name);
     if (old) clock.clearTimeout(old);
     const fire = () => {
       if (!a.accepting) return;
-      if (opts.repeat) a.timers.set(name, clock.setTimeout(fire, delayMs));
-      else a.timers.delete(name);
+      if (opts.repeat) (a.timers ??= new Map()).set(name, clock.setTimeout(fire, delayMs));
+      else a.timers?.delete(name);
       a.enqueue({ msg, meta: { kind: 'tell', senderNode: this.nodeId } });
     };
-    a.timers.set(name, clock.setTimeout(fire, delayMs));
+    (a.timers ??= new Map()).set(name, clock.setTimeout(fire, delayMs));
   }
   cancelTimer(name: string): void {
-    const t = this.a.timers.get(name);
+    const t = this.a.timers?.get(name);
     if (t) this.clock.clearTimeout(t);
-    this.a.timers.delete(name);
+    this.a.timers?.delete(name);
   }
   publish(subject: string, value: unknown): void {
     this.opts.transport.publish(subject, this.codec.encode(value));
