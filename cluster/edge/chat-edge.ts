@@ -44,7 +44,6 @@ interface SubjectEntry { sub: Disposable; scope: 'channel' | 'user' | 'workspace
 const SESSION = Symbol('chorus.session');
 type SocketWithSession = WebSocket & { [SESSION]?: Session };
 
-
 /** Events a session holds per workspace while its membership is being checked (more are dropped). */
 const HELD_EVENTS = 100;
 
