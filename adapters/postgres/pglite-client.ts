@@ -1,8 +1,5 @@
-import { mkdir } from 'node:fs/promises';
-import { PGlite } from '@electric-sql/pglite';
-import type { SqlClient, SqlQueryable } from './sql-client.ts';
-import { PGLITE_TYPE_OPTIONS } from './pglite-options.mjs';
-import { PreparedPGlite } from './pglite-prepared.mjs';
+import type { SqlClient } from './sql-client.ts';
+import { openPreparedPGlite } from './pglite-prepared.mjs';
 
 /**
  * A SqlClient over PGlite (PostgreSQL compiled to WebAssembly, in process).
@@ -13,12 +10,11 @@ import { PreparedPGlite } from './pglite-prepared.mjs';
  * statement text with parameters is prepared once (pglite-prepared.mjs).
  */
 export async function pgliteClient(dir?: string): Promise<SqlClient> {
-  if (dir !== undefined) await mkdir(dir, { recursive: true });
-  const db = new PreparedPGlite(await PGlite.create({ ...(dir === undefined ? {} : { dataDir: dir }), ...PGLITE_TYPE_OPTIONS }));
+  const db = await openPreparedPGlite(dir);
   return {
     dialect: 'pglite',
     query: <R extends Record<string, unknown>>(text: string, params?: readonly unknown[]) => db.query<R>(text, params),
-    transaction: <T>(fn: (tx: SqlQueryable) => Promise<T>) => db.transaction((tx) => fn(tx)),
+    transaction: (fn) => db.transaction(fn),
     close: () => db.close(),
   };
 }

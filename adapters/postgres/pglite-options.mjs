@@ -2,10 +2,11 @@
 // in-thread client (pglite-client.ts) and the worker (pglite-worker.mjs).
 // Plain JavaScript so the worker can import it (see pglite-worker.mjs).
 //
-// bytea both ways through Buffer's native hex codec: PGlite's own parser
-// builds the bytes with one parseInt per byte and its serializer with one
-// string per byte; reading a log stream of five 300-byte records spent about
-// 190 us of its 510 there.
+// bytea results through Buffer's native hex codec: PGlite's own parser
+// builds the bytes with one parseInt per byte; reading a log stream of five
+// 300-byte records spent about 190 us of its 510 there. bytea parameters go
+// in binary (pglite-prepared.mjs); the serializer here is the fallback for
+// what is not bytes, which it refuses (PGlite's would send a string as text).
 import { Buffer } from 'node:buffer';
 
 const BYTEA = 17;

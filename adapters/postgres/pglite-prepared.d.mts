@@ -24,3 +24,6 @@ export declare class PreparedPGlite {
   /** Closes the database (after a running transaction). */
   close(): Promise<void>;
 }
+
+/** Chorus's PGlite database in `dir` (created if missing; in memory when undefined), with PGLITE_TYPE_OPTIONS, as a PreparedPGlite. */
+export declare function openPreparedPGlite(dir: string | undefined): Promise<PreparedPGlite>;

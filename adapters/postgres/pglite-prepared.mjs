@@ -15,9 +15,22 @@
 // `query` or `transaction`), so it must be the only user of its PGlite: it
 // keeps its own transaction lock, and nothing else may call the database.
 import { Buffer } from 'node:buffer';
-import { protocol, types } from '@electric-sql/pglite';
+import { mkdir } from 'node:fs/promises';
+import { PGlite, protocol, types } from '@electric-sql/pglite';
+import { PGLITE_TYPE_OPTIONS } from './pglite-options.mjs';
 
 const { serialize } = protocol;
+
+/**
+ * Opens Chorus's PGlite database in `dir` (created if missing; in memory when
+ * undefined) with PGLITE_TYPE_OPTIONS, as a PreparedPGlite: what the in-thread
+ * client and the worker both run.
+ * @param {string | undefined} dir
+ */
+export async function openPreparedPGlite(dir) {
+  if (dir !== undefined) await mkdir(dir, { recursive: true });
+  return new PreparedPGlite(await PGlite.create({ ...(dir === undefined ? {} : { dataDir: dir }), ...PGLITE_TYPE_OPTIONS }));
+}
 
 export class PreparedPGlite {
   /** @type {import('@electric-sql/pglite').PGlite} */

@@ -5,10 +5,7 @@
 // Plain JavaScript: a worker thread does not get the TypeScript loader the
 // main thread was started with.
 import { parentPort, workerData } from 'node:worker_threads';
-import { mkdir } from 'node:fs/promises';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLITE_TYPE_OPTIONS } from './pglite-options.mjs';
-import { PreparedPGlite } from './pglite-prepared.mjs';
+import { openPreparedPGlite } from './pglite-prepared.mjs';
 
 const port = parentPort;
 const dir = workerData.dir;
@@ -37,8 +34,7 @@ class TxQueue {
 }
 
 async function main() {
-  if (dir !== undefined) await mkdir(dir, { recursive: true });
-  const db = new PreparedPGlite(await PGlite.create({ ...(dir === undefined ? {} : { dataDir: dir }), ...PGLITE_TYPE_OPTIONS }));
+  const db = await openPreparedPGlite(dir);
   const open = new Map();
   const reply = (r) => port.postMessage(r);
   /** Runs statements one after another on `q`; the rows of each, in order (a `many` request). */
