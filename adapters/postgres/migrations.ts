@@ -194,6 +194,13 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE chat_messages ADD COLUMN files jsonb`,
     ],
   },
+  {
+    // A channel's latest seq is max(seq) of its messages (the primary key's last entry): kept in the channel row,
+    // it made every post rewrite that row, a third of the query projection's database time under load.
+    version: 5,
+    name: 'channel latest seq derived from messages',
+    statements: [`ALTER TABLE chat_channels DROP COLUMN latest_seq`],
+  },
 ];
 
 /** The database was migrated by newer code than this: running on it could corrupt data. */

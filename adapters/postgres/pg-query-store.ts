@@ -135,8 +135,7 @@ export class PostgresQueryStore implements QueryStore {
 
   historyAt(ws: string, ch: string, q: HistoryQuery, minPos: number): Promise<Versioned<HistoryPage> | null> {
     const dir = q.order === 'newest' ? 'DESC' : 'ASC';
-    const sql = `SELECT p.at_pos, c.latest_seq, m.* FROM ${POS}
-      LEFT JOIN chat_channels c ON c.ws = $3 AND c.ch = $4
+    const sql = `SELECT p.at_pos, (SELECT max(seq) FROM chat_messages WHERE ws = $3 AND ch = $4) AS latest_seq, m.* FROM ${POS}
       LEFT JOIN LATERAL (SELECT ${MSG_COLS} FROM chat_messages
                           WHERE ws = $3 AND ch = $4 AND parent IS NULL AND seq > $5 AND seq < $6
                           ORDER BY seq ${dir} LIMIT $7) m ON true

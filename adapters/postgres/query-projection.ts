@@ -75,7 +75,7 @@ interface MsgRow {
   /** Attached files (MessageView.files); absent or null when none. */
   files?: FileRef[] | null;
 }
-interface ChanRow { ws: string; ch: string; name: string; kind: string; topic: string; createdBy: string; createdAt: number; memberCount: number; latestSeq: number }
+interface ChanRow { ws: string; ch: string; name: string; kind: string; topic: string; createdBy: string; createdAt: number; memberCount: number }
 interface ChanMemberRow { joinedAt: number; by: string; ord: number }
 interface WsRow { ws: string; name: string; createdBy: string; createdAt: number; settings: { allowGuestsToCreateChannels: boolean; allowMembersToInvite: boolean } }
 interface WsMemberRow { role: string; joinedAt: number }
@@ -377,12 +377,13 @@ function collectKeys(f: Fold, work: Work[]): void {
   for (const { ref, events } of work) {
     const { ws, id } = ref;
     if (ref.kind === 'channel') {
-      f.chans.wanted.add(k2(ws, id));
+      // the channel row changes with its facts, topic and member count; a message leaves it alone
       for (const ev of events) {
         const e = ev as ChannelEventRec;
         switch (e.type) {
-          case 'created': for (const u of e.members) f.chanMembers.wanted.add(k3(ws, id, u)); break;
-          case 'joined': case 'left': f.chanMembers.wanted.add(k3(ws, id, e.user)); break;
+          case 'created': f.chans.wanted.add(k2(ws, id)); for (const u of e.members) f.chanMembers.wanted.add(k3(ws, id, u)); break;
+          case 'joined': case 'left': f.chans.wanted.add(k2(ws, id)); f.chanMembers.wanted.add(k3(ws, id, e.user)); break;
+          case 'topic': f.chans.wanted.add(k2(ws, id)); break;
           case 'posted': if (e.msg.parent !== undefined) f.msgs.wanted.add(k3(ws, id, e.msg.parent)); break;
           case 'edited': case 'deleted': case 'reaction': case 'pinned': f.msgs.wanted.add(k3(ws, id, e.seq)); break;
         }
@@ -445,7 +446,7 @@ async function load(tx: SqlQueryable, f: Fold): Promise<void> {
       for (const r of rows) {
         f.chans.rows.set(k2(String(r.ws), String(r.ch)), {
           ws: String(r.ws), ch: String(r.ch), name: String(r.name), kind: String(r.kind), topic: String(r.topic), createdBy: String(r.created_by),
-          createdAt: Number(r.created_at), memberCount: Number(r.member_count), latestSeq: Number(r.latest_seq),
+          createdAt: Number(r.created_at), memberCount: Number(r.member_count),
         });
       }
     });
@@ -538,7 +539,7 @@ function chanRow(f: Fold, ws: string, ch: string): ChanRow {
   const k = k2(ws, ch);
   let c = f.chans.get(k);
   // no `created` seen (cannot happen with the actors, which persist it first): a row without facts
-  if (!c) f.chans.set(k, (c = { ws, ch, name: '', kind: 'public', topic: '', createdBy: '', createdAt: 0, memberCount: 0, latestSeq: 0 }));
+  if (!c) f.chans.set(k, (c = { ws, ch, name: '', kind: 'public', topic: '', createdBy: '', createdAt: 0, memberCount: 0 }));
   f.chans.touch(k);
   return c;
 }
@@ -592,8 +593,6 @@ function foldChannel(f: Fold, ws: string, ch: string, e: ChannelEventRec, ord: n
         files: m.files?.length ? m.files.map((x) => ({ ...x })) : null,
       };
       f.msgs.set(k3(ws, ch, m.seq), row);
-      const c = chanRow(f, ws, ch);
-      c.latestSeq = Math.max(c.latestSeq, m.seq);
       if (m.parent !== undefined) {
         const pk = k3(ws, ch, m.parent);
         const p = f.msgs.get(pk);
@@ -808,8 +807,8 @@ function writeStatements(f: Fold): SqlStatement[] {
   const chans = changes(f.chans);
   if (chans.up.length) {
     out.push(...upsert('chat_channels',
-      [['ws', 'text'], ['ch', 'text'], ['name', 'text'], ['kind', 'text'], ['topic', 'text'], ['created_by', 'text'], ['created_at', 'bigint'], ['member_count', 'integer'], ['latest_seq', 'bigint']],
-      ['ws', 'ch'], chans.up.map(([, c]) => [c.ws, c.ch, c.name, c.kind, c.topic, c.createdBy, c.createdAt, c.memberCount, c.latestSeq])));
+      [['ws', 'text'], ['ch', 'text'], ['name', 'text'], ['kind', 'text'], ['topic', 'text'], ['created_by', 'text'], ['created_at', 'bigint'], ['member_count', 'integer']],
+      ['ws', 'ch'], chans.up.map(([, c]) => [c.ws, c.ch, c.name, c.kind, c.topic, c.createdBy, c.createdAt, c.memberCount])));
   }
 
   const cm = changes(f.chanMembers);

@@ -33,7 +33,7 @@ export const QUERY_TABLES: readonly QueryTable[] = [
   {
     name: 'chat_channels', key: ['ch'], cols: [
       ['ws', 'text'], ['ch', 'text'], ['name', 'text'], ['kind', 'text'], ['topic', 'text'], ['created_by', 'text'], ['created_at', 'bigint'],
-      ['member_count', 'integer'], ['latest_seq', 'bigint'],
+      ['member_count', 'integer'],
     ],
   },
   { name: 'chat_channel_members', key: ['ch', 'user_id'], cols: [['ws', 'text'], ['ch', 'text'], ['user_id', 'text'], ['joined_at', 'bigint'], ['added_by', 'text'], ['ord', 'bigint']] },

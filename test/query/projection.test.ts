@@ -215,3 +215,31 @@ describe('PostgresProjectionSink positions remembered between batches', () => {
     }
   });
 });
+
+describe('PostgresProjectionSink: a message leaves its channel row alone', () => {
+  test('posts do not rewrite chat_channels (xmin unchanged); history still reports the latest seq', async () => {
+    const client = await pgliteClient();
+    try {
+      const { codec } = await import('../../runtime/codec.ts');
+      const sink = new PostgresProjectionSink(singleRouting(client));
+      const stream = 'channel.wr.c1';
+      const created = { type: 'created', facts: { ws: 'wr', ch: 'c1', name: 'general', kind: 'public', createdBy: 'u1', createdAt: 1 }, topic: '', members: ['u1', 'u2'] };
+      await sink.apply([{ stream, pos: 1, ts: 1, data: codec.encode([created]) }]);
+      const xmin = async () => (await client.query<{ x: string }>(`SELECT xmin::text AS x FROM chat_channels WHERE ws = 'wr' AND ch = 'c1'`))[0]!.x;
+      const before = await xmin();
+      const posts = Array.from({ length: 5 }, (_, i) => ({
+        stream, pos: i + 2, ts: 10 + i, data: codec.encode([{ type: 'posted', msg: { seq: i + 1, user: 'u1', ts: 10 + i, text: `m${i}`, cmid: `c${i}` } }]),
+      }));
+      await sink.apply(posts.slice(0, 3));
+      await sink.apply(posts.slice(3));
+      assert.equal(await xmin(), before, 'the channel row was not written by the posts');
+      const page = await new PostgresQueryStore(singleRouting(client)).history('wr', 'c1', { limit: 2, order: 'newest' }, { minPos: 6 });
+      assert.equal(page?.latestSeq, 5);
+      assert.deepEqual(page?.messages.map((m) => m.seq), [5, 4]);
+      await sink.apply([{ stream, pos: 7, ts: 20, data: codec.encode([{ type: 'topic', topic: 'news', by: 'u1', at: 20 }]) }]);
+      assert.notEqual(await xmin(), before, 'a topic change writes it');
+    } finally {
+      await client.close();
+    }
+  });
+});
