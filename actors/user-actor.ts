@@ -33,6 +33,10 @@ type Addr = { by: string; ws: string; user?: string | undefined };
 
 const op = opFor<UserActor>();
 
+
+/** The session sweep timer's message and options: one object for every user actor (a node holds one per connected user). */
+const SWEEP_SESSIONS = Object.freeze({ op: 'sweepSessions' as const });
+const REPEAT = Object.freeze({ repeat: true });
 /** The user actor. */
 export class UserActor extends ChatActor<UserState, UserEventRec> {
   private sessionTable: SessionTable | undefined;
@@ -153,7 +157,7 @@ export class UserActor extends ChatActor<UserState, UserEventRec> {
   private sessionsChanged(): { presence: Presence; sessions: number } {
     const p = this.presenceChanged();
     const n = this.sessions.size;
-    if (n > 0) this.ctx.setTimer('sessions', Math.max(1000, Math.floor(this.opts.sessionTtlMs / 2)), { op: 'sweepSessions' }, { repeat: true });
+    if (n > 0) this.ctx.setTimer('sessions', Math.max(1000, Math.floor(this.opts.sessionTtlMs / 2)), SWEEP_SESSIONS, REPEAT);
     else this.ctx.cancelTimer('sessions');
     return { presence: p, sessions: n };
   }

@@ -1,6 +1,6 @@
 import { LogConflictError, toChorusError, type ChorusError } from '../errors.ts';
 import { idString, type ActorId } from '../ids.ts';
-import type { TimerHandle } from '../clock.ts';
+import type { ActorTimer, TimerOwner } from './actor-timers.ts';
 import type { Actor, ActorContext, ActorType, MessageMeta } from './actor.ts';
 
 /** One queued message. `reply` settles an ask (local promise or remote reply). */
@@ -30,6 +30,8 @@ export interface ActivationHost {
   onActivated(a: Activation, tookMs: number): void;
   /** Called once handoff is done and the instance is about to load its state: from here on it is live. */
   beforeActivate(a: Activation): void;
+  /** Cancels every timer the activation set (it is stopping). */
+  cancelTimers(a: Activation): void;
 }
 
 /**
@@ -37,19 +39,21 @@ export interface ActivationHost {
  * time in arrival order (all at once for reentrant types); activation runs
  * before the first turn and deactivation after the last.
  */
-export class Activation {
+export class Activation implements TimerOwner {
   readonly key: string;
   state: ActivationState = 'activating';
   lastActive: number;
   readonly actor: Actor;
   readonly ctx: ActorContext;
-  private readonly queue: MailItem[] = [];
+  /** Replaced by a fresh array whenever it drains: an emptied array keeps its grown backing store, and a node holds an activation per connected user. */
+  private queue: MailItem[] = [];
   private running = 0;
   private pumping = false;
   private stopRequested: string | undefined;
-  private stopWaiters: Array<() => void> = [];
-  /** The actor's named timers (ctx.setTimer); allocated on first use: most actors never set one, and a node holds one activation per connected user. */
-  timers: Map<string, TimerHandle> | undefined;
+  /** Allocated when first needed, as idleWaiters. */
+  private stopWaiters: Array<() => void> | undefined;
+  /** The actor's named timers (ctx.setTimer, kept by the node's ActorTimers); allocated on first use: most actors never set one, and a node holds one activation per connected user. */
+  timers: ActorTimer[] | undefined;
   /** True from the end of handoff until the activation stops (what the single-activation check counts). */
   live = false;
   /** Deactivate after the current turn (ctx.passivate). */
@@ -89,7 +93,7 @@ export class Activation {
       if (!persist) this.skipPersist = true;
       if (this.state === 'active') this.state = 'deactivating';
     }
-    const p = new Promise<void>((r) => this.stopWaiters.push(r));
+    const p = new Promise<void>((r) => (this.stopWaiters ??= []).push(r));
     void this.pump();
     return p;
   }
@@ -119,6 +123,7 @@ export class Activation {
       }
       while (this.state === 'active' && this.queue.length > 0 && !this.stopRequested) {
         const item = this.queue.shift()!;
+        if (this.queue.length === 0) this.queue = [];
         if (this.type.reentrant) {
           void this.turn(item);
         } else {
@@ -128,7 +133,7 @@ export class Activation {
       }
       if (this.stopRequested && this.state !== 'stopped') {
         this.state = 'deactivating';
-        while (this.running > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+        while (this.running > 0) await new Promise<void>((r) => (this.idleWaiters ??= []).push(r));
         this.clearTimers();
         if (!this.skipPersist) {
           try {
@@ -143,7 +148,7 @@ export class Activation {
       this.pumping = false;
     }
   }
-  private idleWaiters: Array<() => void> = [];
+  private idleWaiters: Array<() => void> | undefined;
 
   private async turn(item: MailItem): Promise<void> {
     this.running++;
@@ -167,7 +172,11 @@ export class Activation {
     } finally {
       this.running--;
       this.lastActive = this.ctx.clock.now();
-      if (this.running === 0) for (const w of this.idleWaiters.splice(0)) w();
+      if (this.running === 0 && this.idleWaiters) {
+        const ws = this.idleWaiters;
+        this.idleWaiters = undefined;
+        for (const w of ws) w();
+      }
     }
   }
 
@@ -175,13 +184,17 @@ export class Activation {
     this.state = 'stopped';
     this.clearTimers();
     this.host.onStopped(this, leftover);
-    for (const w of this.stopWaiters.splice(0)) w();
+    this.releaseStopWaiters();
+  }
+
+  private releaseStopWaiters(): void {
+    const ws = this.stopWaiters;
+    this.stopWaiters = undefined;
+    if (ws) for (const w of ws) w();
   }
 
   private clearTimers(): void {
-    if (!this.timers) return;
-    for (const t of this.timers.values()) this.ctx.clock.clearTimeout(t);
-    this.timers = undefined;
+    if (this.timers) this.host.cancelTimers(this);
   }
 
   /** Drops the activation at once, as a crash does: no onDeactivate, queued messages are failed by the caller. */
@@ -189,7 +202,7 @@ export class Activation {
     this.state = 'stopped';
     this.stopRequested ??= 'killed';
     this.clearTimers();
-    for (const w of this.stopWaiters.splice(0)) w();
+    this.releaseStopWaiters();
     return this.queue.splice(0);
   }
 }

@@ -12,6 +12,7 @@ import { HashRing } from '../placement/hash-ring.ts';
 import { EMPTY_TABLE, type PlacementTable } from '../placement/placement-table.ts';
 import type { Disposable, Transport } from '../transport/transport.ts';
 import { Activation, type ActivationHost, type MailItem } from './activation.ts';
+import { ActorTimers } from './actor-timers.ts';
 import type { ActorContext, ActorType } from './actor.ts';
 import { ActorRef, type AskOptions, type RefTarget } from './actor-ref.ts';
 import { ASK, RELEASE, TELL, isEnvelope, type Envelope, type Reply } from './envelope.ts';
@@ -90,6 +91,8 @@ export class ActorNode implements RefTarget {
   private tableWaiters: Array<() => void> = [];
   private listener: Disposable | undefined;
   private sweepTimer: TimerHandle | undefined;
+  /** @internal Every actor timer of this node (ctx.setTimer) on one clock timer. */
+  readonly timers: ActorTimers<Activation>;
   private fencedReason: string | undefined;
   private stopped = false;
   private readonly askTimeoutMs: number;
@@ -107,6 +110,9 @@ export class ActorNode implements RefTarget {
     this.askTimeoutMs = opts.askTimeoutMs ?? 5000;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 300_000;
     this.handoffTimeoutMs = opts.handoffTimeoutMs ?? 2000;
+    this.timers = new ActorTimers<Activation>(this.clock, (a, msg) => {
+      if (a.accepting) a.enqueue({ msg, meta: { kind: 'tell', senderNode: this.nodeId } });
+    });
     for (const t of opts.types) {
       if (!/^[A-Za-z0-9_-]+$/.test(t.name)) throw new TypeError(`actor type name ${JSON.stringify(t.name)} must be letters, digits, - and _`);
       if (this.types.has(t.name)) throw new TypeError(`actor type ${t.name} registered twice`);
@@ -233,6 +239,7 @@ export class ActorNode implements RefTarget {
     await Promise.all([...this.activations.values()].map((a) => a.deactivate('stop')));
     this.stopped = true;
     if (this.sweepTimer) this.clock.clearTimeout(this.sweepTimer);
+    this.timers.stop();
     await this.listener?.dispose();
   }
 
@@ -241,6 +248,7 @@ export class ActorNode implements RefTarget {
     this.stopped = true;
     this.fencedReason = 'crashed';
     if (this.sweepTimer) this.clock.clearTimeout(this.sweepTimer);
+    this.timers.stop();
     this.dropAll('crashed');
     void this.listener?.dispose();
   }
@@ -519,6 +527,7 @@ export class ActorNode implements RefTarget {
       a.live = true;
       this.opts.observer?.activated(this.nodeId, a.key);
     },
+    cancelTimers: (a) => this.timers.cancelAll(a),
   };
 
   private removeActivation(a: Activation, reason: string): void {
@@ -591,23 +600,11 @@ class NodeActorContext implements ActorContext {
   ref(type: string, key: string): ActorRef {
     return this.node.ref(type, key);
   }
-  setTimer(name: string, delayMs: number, msg: unknown, opts: { repeat?: boolean } = {}): void {
-    const a = this.a;
-    const clock = this.clock;
-    const old = a.timers?.get(name);
-    if (old) clock.clearTimeout(old);
-    const fire = () => {
-      if (!a.accepting) return;
-      if (opts.repeat) (a.timers ??= new Map()).set(name, clock.setTimeout(fire, delayMs));
-      else a.timers?.delete(name);
-      a.enqueue({ msg, meta: { kind: 'tell', senderNode: this.nodeId } });
-    };
-    (a.timers ??= new Map()).set(name, clock.setTimeout(fire, delayMs));
+  setTimer(name: string, delayMs: number, msg: unknown, opts?: { repeat?: boolean }): void {
+    this.node.timers.set(this.a, name, delayMs, msg, opts?.repeat === true);
   }
   cancelTimer(name: string): void {
-    const t = this.a.timers?.get(name);
-    if (t) this.clock.clearTimeout(t);
-    this.a.timers?.delete(name);
+    this.node.timers.cancel(this.a, name);
   }
   publish(subject: string, value: unknown): void {
     this.opts.transport.publish(subject, this.codec.encode(value));

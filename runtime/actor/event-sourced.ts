@@ -111,14 +111,19 @@ export abstract class EventSourcedActor<S, E> implements Actor {
       const snap = { pos: this.lastPos, data: this.codec.encode(this.state) };
       this.sinceSnapshot = 0;
       this.lastSnapshotBytes = snap.data.byteLength;
-      this.pendingSnapshot = this.pendingSnapshot
+      const saved: Promise<void> = (this.pendingSnapshot ?? Promise.resolve())
         .then(() => this.ctx.snapshots.save(this.streamName(), snap))
-        .catch((err) => this.ctx.logger.warn({ err: (err as Error).message }, 'snapshot failed'));
+        .catch((err) => this.ctx.logger.warn({ err: (err as Error).message }, 'snapshot failed'))
+        .finally(() => {
+          if (this.pendingSnapshot === saved) this.pendingSnapshot = undefined;
+        });
+      this.pendingSnapshot = saved;
     }
     return res;
   }
 
-  private pendingSnapshot: Promise<void> = Promise.resolve();
+  /** The background snapshot save in flight, if any (nothing kept once it lands: a node holds an actor per connected user). */
+  private pendingSnapshot: Promise<void> | undefined;
 
   /** Stores a snapshot of the current state at the current position (after any background save). */
   protected async snapshot(): Promise<void> {
