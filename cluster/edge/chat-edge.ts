@@ -217,7 +217,7 @@ export class ChatEdge {
       if (member) this.releaseHeld(s, ws);
       return;
     }
-    s.workspaces.push(ws);
+    s.workspaces = s.workspaces.concat(ws);
     if (!member) (s.held ??= new Map()).set(ws, []);
     this.joinSubject(userSubject(ws, s.user), s);
     this.joinSubject(workspaceSubject(ws), s);
@@ -245,8 +245,7 @@ export class ChatEdge {
     this.dropWorkspace(s, ws);
     s.held?.delete(ws);
     if (s.held?.size === 0) s.held = undefined;
-    const i = s.workspaces.indexOf(ws);
-    if (i >= 0) s.workspaces.splice(i, 1);
+    if (s.workspaces.includes(ws)) s.workspaces = s.workspaces.filter((w) => w !== ws).slice(); // (filter's result has room for 16 more)
     this.leaveSubject(userSubject(ws, s.user), s);
     this.leaveSubject(workspaceSubject(ws), s);
   }

@@ -70,6 +70,24 @@ export function textFrame(text: string): Buffer {
   return b;
 }
 
+/**
+ * Node's HTTP server arms an idle timer on every socket it accepts
+ * (`server.timeout`, see cluster/http-server.ts); ws clears it on upgrade
+ * with `setTimeout(0)`, but net.Socket keeps the cleared Timeout and its
+ * bound callback under an internal symbol for the socket's life: about 200
+ * bytes per connection. A WebSocket never gets that timer back (heartbeats
+ * close dead ones), so the reference is dropped. The symbol is looked up once
+ * by its description; if a Node.js version names it otherwise, nothing is done.
+ */
+let timeoutSymbol: symbol | null | undefined;
+function dropIdleTimer(raw: Socket): void {
+  if (timeoutSymbol === undefined) timeoutSymbol = Object.getOwnPropertySymbols(raw).find((x) => x.description === 'timeout') ?? null;
+  if (timeoutSymbol === null) return;
+  const holder = raw as unknown as Record<symbol, { _idleTimeout?: number } | null | undefined>;
+  // only a cleared timer (-1): one still armed would mean ws did not clear it, and then it is not ours to drop
+  if (holder[timeoutSymbol]?._idleTimeout === -1) holder[timeoutSymbol] = null;
+}
+
 /** The parts of ws's WebSocket internals that decide whether a frame may be written under it (ws 8). */
 interface WsInternals { _socket?: Socket; _sender?: { _queue?: unknown[]; _state?: number } }
 
@@ -90,8 +108,13 @@ function flushCorked(): void {
 /** One authenticated WebSocket connection. */
 export class Session {
   readonly chans = new Map<string, ChannelSubState>();
-  /** Workspaces this session has used (user actor told, user and workspace subjects joined); usually one. */
-  readonly workspaces: string[] = [];
+  /**
+   * Workspaces this session has used (user actor told, user and workspace
+   * subjects joined); usually one. Replaced, never grown in place: an array
+   * grown by push keeps room for 16 more, and an edge holds a session per
+   * connection.
+   */
+  workspaces: readonly string[] = [];
   readonly bucket: TokenBucket;
   inFlight = 0;
   rejectedInARow = 0;
@@ -121,6 +144,7 @@ export class Session {
     this.bucket = new TokenBucket(limits.frameBurst, limits.framesPerSecond, now);
     const raw = (socket as unknown as WsInternals)._socket;
     this.raw = raw && typeof raw.write === 'function' && typeof raw.cork === 'function' ? raw : undefined;
+    if (raw) dropIdleTimer(raw);
   }
 
   /**
