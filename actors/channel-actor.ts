@@ -236,6 +236,7 @@ export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
   /** Tells the user actors a message concerns: DM members, mentioned members, everyone on `<!channel>`. */
   private notify(msg: StoredMessage, mentioned: string[], channelWide: boolean): void {
     const f = this.facts;
+    if (f.kind !== 'dm' && !channelWide && mentioned.length === 0) return; // most posts: nobody to notify
     const kinds = new Map<string, NotifyKind>();
     if (f.kind === 'dm') for (const u of Object.keys(this.state.members)) kinds.set(u, 'dm');
     else {
@@ -243,6 +244,7 @@ export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
       for (const u of mentioned) kinds.set(u, 'mention');
     }
     kinds.delete(msg.user);
+    if (kinds.size === 0) return;
     const text = preview(msg.text);
     for (const [user, kind] of kinds) {
       this.tellActor('user', userKey(f.ws, user), {

@@ -30,9 +30,13 @@ export class MemoryNetwork {
   faults: NetworkFaults;
   private readonly rng: () => number;
   private readonly listeners = new Map<string, InboundHandler>();
-  private readonly subs = new Set<Sub>();
-  /** Subscriptions without wildcards, by subject: a publish looks up its subject instead of matching every pattern. */
-  private readonly exact = new Map<string, Set<Sub>>();
+  /**
+   * Subscriptions without wildcards, by subject, each subject's as a linked
+   * list: a publish looks up its subject instead of matching every pattern,
+   * and a subject with one subscriber (an edge's per-user subject: one per
+   * connected user) costs its Sub and a map entry, no Set.
+   */
+  private readonly exact = new Map<string, Sub>();
   /** Subscriptions with `*` or `>`: matched one by one. */
   private readonly wild = new Set<Sub>();
   private readonly group = new Map<string, string>();
@@ -89,7 +93,8 @@ export class MemoryNetwork {
   /** Drops every listener and subscription of a client, as if its process died. */
   crash(clientId: string): void {
     this.listeners.delete(clientId);
-    for (const s of this.subs) if (s.client === clientId) this.unindex(s);
+    for (const head of [...this.exact.values()]) for (let s: Sub | undefined = head; s; s = s.next) if (s.client === clientId) this.unindex(s);
+    for (const s of this.wild) if (s.client === clientId) this.unindex(s);
   }
 
   /** Schedules a delivery under the current faults. Returns false when the message was dropped. */
@@ -104,10 +109,8 @@ export class MemoryNetwork {
     for (let i = 0; i < copies; i++) {
       const delay = f.maxDelayMs > 0 ? f.minDelayMs + Math.floor(this.rng() * (f.maxDelayMs - f.minDelayMs + 1)) : f.minDelayMs;
       this.stats.delivered++;
-      // a throwing handler is its owner's bug; like the NATS client, log-and-continue, never crash the process
-      const safe = () => { try { fn(); } catch { /* handler error */ } };
-      if (delay === 0 && this.clock === systemClock) queueMicrotask(safe);
-      else this.clock.setTimeout(safe, delay);
+      if (delay === 0 && this.clock === systemClock) queueMicrotask(() => runSafely(fn));
+      else this.clock.setTimeout(() => runSafely(fn), delay);
     }
     return true;
   }
@@ -139,37 +142,66 @@ export class MemoryNetwork {
   /** @internal */
   _publish(from: string, subject: string, data: Uint8Array): void {
     if (!this.canReachServer(from)) return;
-    const exact = this.exact.get(subject);
-    if (exact) for (const s of exact) this.publishTo(s, from, subject, data);
-    for (const s of this.wild) if (subjectMatches(s.pattern, subject)) this.publishTo(s, from, subject, data);
+    for (let s = this.exact.get(subject); s; s = s.next) this.publishTo(s, from, subject, data);
+    for (const s of this.wild) if (subject.startsWith(s.literal) && subjectMatches(s.pattern, subject)) this.publishTo(s, from, subject, data);
   }
   private publishTo(s: Sub, from: string, subject: string, data: Uint8Array): void {
     if (!this.canReach(from, s.client)) return;
     const copy = data.slice();
-    this.deliver(() => { if (this.subs.has(s)) s.handler(copy, subject); });
+    this.deliver(() => { if (s.live) s.handler(copy, subject); });
   }
   /** @internal */
   _subscribe(client: string, pattern: string, handler: (d: Uint8Array, s: string) => void): Disposable {
-    const s: Sub = { client, pattern, handler };
-    this.subs.add(s);
+    const s = new Sub(this, client, pattern, handler);
     if (/(^|\.)[*>](\.|$)/.test(pattern)) this.wild.add(s);
     else {
-      let set = this.exact.get(pattern);
-      if (!set) this.exact.set(pattern, (set = new Set()));
-      set.add(s);
+      const head = this.exact.get(pattern);
+      if (head) {
+        // appended, so subscribers of a subject hear a publish in the order they subscribed
+        let last = head;
+        while (last.next) last = last.next;
+        last.next = s;
+        s.prev = last;
+      } else this.exact.set(pattern, s);
     }
-    return { dispose: () => this.unindex(s) };
+    return s;
   }
-  private unindex(s: Sub): void {
-    if (!this.subs.delete(s)) return;
+  /** @internal */
+  unindex(s: Sub): void {
+    if (!s.live) return;
+    s.live = false;
     if (this.wild.delete(s)) return;
-    const set = this.exact.get(s.pattern);
-    set?.delete(s);
-    if (set?.size === 0) this.exact.delete(s.pattern);
+    if (s.prev) s.prev.next = s.next;
+    else if (s.next) this.exact.set(s.pattern, s.next);
+    else this.exact.delete(s.pattern);
+    if (s.next) s.next.prev = s.prev;
   }
 }
 
-interface Sub { client: string; pattern: string; handler: (d: Uint8Array, s: string) => void }
+/** A throwing handler is its owner's bug; like the NATS client, log-and-continue, never crash the process. */
+function runSafely(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    /* handler error */
+  }
+}
+
+/** One subscription; its own Disposable (no closure per subscription). */
+class Sub implements Disposable {
+  live = true;
+  next: Sub | undefined;
+  prev: Sub | undefined;
+  /** The pattern up to its first wildcard token: a subject without it cannot match (a cheap test before subjectMatches). */
+  readonly literal: string;
+  constructor(private readonly net: MemoryNetwork, readonly client: string, readonly pattern: string, readonly handler: (d: Uint8Array, s: string) => void) {
+    const w = pattern.split('.').findIndex((t) => t === '*' || t === '>');
+    this.literal = w < 0 ? pattern : pattern.split('.').slice(0, w).map((t) => `${t}.`).join('');
+  }
+  dispose(): void {
+    this.net.unindex(this);
+  }
+}
 
 /** One client's view of a MemoryNetwork, implementing the Transport port. */
 export class MemoryTransport implements Transport {

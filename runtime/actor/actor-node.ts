@@ -298,7 +298,7 @@ export class ActorNode implements RefTarget {
         try {
           if (owner === undefined) throw new NoOwnerError(target);
           if (owner === this.nodeId) {
-            const v = await this.withDeadline(this.askLocal(id, msg), remaining, target, timeoutMs);
+            const v = await this.askLocal(id, msg, remaining, target, timeoutMs);
             this.m.asks.inc({ outcome: 'ok' });
             return v as R;
           }
@@ -337,18 +337,23 @@ export class ActorNode implements RefTarget {
     return new Promise((r) => this.clock.setTimeout(r, ms));
   }
 
-  private withDeadline<T>(p: Promise<T>, ms: number, target: string, timeoutMs: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const t = this.clock.setTimeout(() => reject(new AskTimeoutError(target, timeoutMs)), ms);
-      p.then((v) => { this.clock.clearTimeout(t); resolve(v); }, (e) => { this.clock.clearTimeout(t); reject(e); });
-    });
-  }
-
-  private askLocal(id: ActorId, msg: unknown): Promise<unknown> {
+  /** An ask to an actor this node owns, failing with AskTimeoutError after `ms` (one promise and one timer per ask: the edge's every request is one). */
+  private askLocal(id: ActorId, msg: unknown, ms: number, target: string, timeoutMs: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const m = this.opts.strictSerialization ? this.codec.decode(this.codec.encode(msg)) : msg;
-      const res = this.opts.strictSerialization ? (v: unknown) => resolve(this.codec.decode(this.codec.encode(v))) : resolve;
-      this.deliverLocal(id, { msg: m, meta: { kind: 'ask', senderNode: this.nodeId }, resolve: res, reject }, this.tableValue.epoch);
+      const strict = this.opts.strictSerialization;
+      const t = this.clock.setTimeout(() => reject(new AskTimeoutError(target, timeoutMs)), ms);
+      this.deliverLocal(id, {
+        msg: strict ? this.codec.decode(this.codec.encode(msg)) : msg,
+        meta: { kind: 'ask', senderNode: this.nodeId },
+        resolve: (v) => {
+          this.clock.clearTimeout(t);
+          resolve(strict ? this.codec.decode(this.codec.encode(v)) : v);
+        },
+        reject: (e) => {
+          this.clock.clearTimeout(t);
+          reject(e);
+        },
+      }, this.tableValue.epoch);
     });
   }
 
