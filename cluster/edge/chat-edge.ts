@@ -292,7 +292,7 @@ export class ChatEdge {
     const userBucket = this.userBuckets.get(s.user);
     const userLimited = !connLimited && userBucket !== undefined && !userBucket.take();
     const limited = connLimited || userLimited;
-    if (limited && ++s.rejectedInARow >= this.o.limits.floodCloseAfter) {
+    if (limited && !(s.flood ??= new TokenBucket(this.o.limits.floodCloseAfter, this.o.limits.framesPerSecond, this.now)).take()) {
       this.m.frames.inc({ outcome: 'rate_limited' });
       this.m.closes.inc({ code: EDGE_ERRORS.EDGE_FLOOD });
       return s.close(CLOSE.POLICY, 'flooding: too many frames over the rate limit');
@@ -324,7 +324,6 @@ export class ChatEdge {
       this.m.frames.inc({ outcome: 'rate_limited' });
       return this.reject(s, id, EDGE_ERRORS.EDGE_RATE_LIMITED, `more than ${this.o.limits.maxInFlight} requests in flight`, { retryAfterMs: 100 });
     }
-    s.rejectedInARow = 0;
     s.inFlight++;
     this.dispatch(s, f.op, f).then(
       (result) => {

@@ -20,7 +20,13 @@ export interface SessionLimits {
   /** Frames per second (token bucket refill) and burst. Default 20/s, burst 60. */
   framesPerSecond: number;
   frameBurst: number;
-  /** Over this many rejected frames in a row the connection is closed (flood). Default 200. */
+  /**
+   * Flood close: refused frames the connection may accumulate, one forgiven
+   * per `1/framesPerSecond` (a second token bucket, of refusals); past it the
+   * connection is closed 1008. A client that sends far over its rate is
+   * closed whether or not a frame slips through between refusals; one a
+   * little over it (under 2x) keeps getting EDGE_RATE_LIMITED. Default 200.
+   */
   floodCloseAfter: number;
   /** Asks in flight per connection. Default 64. */
   maxInFlight: number;
@@ -117,7 +123,8 @@ export class Session {
   workspaces: readonly string[] = [];
   readonly bucket: TokenBucket;
   inFlight = 0;
-  rejectedInARow = 0;
+  /** Refused frames not yet forgiven (see SessionLimits.floodCloseAfter); made on the first refusal. */
+  flood: TokenBucket | undefined;
   /** When the token stops being valid (ms, leeway included); the edge closes the session 4001 after it. */
   expiresAtMs = Number.POSITIVE_INFINITY;
   /** Events held per workspace until the session's membership there is confirmed (see ChatEdge.ensureWorkspace). */

@@ -75,6 +75,22 @@ describe('resource limits (G21, G22)', () => {
     console.log(`# per user: 4 connections x ${perConn} frames, ${all.length - refused.length} accepted (user burst ${userBurst}), ${refused.length} CHAT_RATE_LIMITED`);
   });
 
+  test('a sustained flood that gets a frame through now and then is still closed 1008 (refusals are forgiven at the frame rate, not reset by one accepted frame)', async () => {
+    // 20/s a connection: one frame in ~4 gets through at this pace, so refusals never ran 200 "in a row"
+    const c = await client(std, 'trickle-flooder');
+    const started = Date.now();
+    let sent = 0;
+    while (!c.closed && Date.now() - started < 15_000) {
+      for (let i = 0; i < 4 && !c.closed; i++) c.ws.send(`{"op":"ping","id":${sent++}}`);
+      await new Promise((r) => setTimeout(r, 50)); // 80 frames/s against 20/s: 60 refused a second, 20 forgiven
+    }
+    const closed = await c.waitClosed();
+    assert.equal(closed.code, 1008);
+    assert.match(closed.reason, /flood/);
+    assert.ok(c.answers.some((f) => f.ok), 'frames did get through between refusals');
+    console.log(`# trickle flood: closed after ${sent} frames in ${Date.now() - started} ms`);
+  });
+
   test('flood at the default limits: past the burst, 200 refusals in a row close the socket 1008 with a reason', async () => {
     const c = await client(std, 'flooder');
     for (let i = 0; i < DEFAULT_SESSION_LIMITS.frameBurst + DEFAULT_SESSION_LIMITS.floodCloseAfter + 50; i++) c.ws.send(`{"op":"ping","id":${i}}`);
