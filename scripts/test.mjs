@@ -22,5 +22,7 @@ if (!files.length) {
   process.exit(1);
 }
 const concurrency = process.env.CHORUS_TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { stdio: 'inherit' });
+// --test-force-exit: a test file whose tests are done exits even if a failed test left a client reconnecting
+// (an assertion before its close): without it that file's process, and CI with it, waits forever
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-force-exit', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);
