@@ -337,23 +337,30 @@ export class ActorNode implements RefTarget {
     return new Promise((r) => this.clock.setTimeout(r, ms));
   }
 
-  /** An ask to an actor this node owns, failing with AskTimeoutError after `ms` (one promise and one timer per ask: the edge's every request is one). */
+  /**
+   * An ask to an actor this node owns, failing with AskTimeoutError after
+   * `ms`: one promise and one timer per ask (the edge's every request is
+   * one). The settle functions are passed as arguments, not written as
+   * properties of an object literal: the TypeScript loader (esbuild's
+   * keepNames) names every such function when it is created, a
+   * defineProperty per ask.
+   */
   private askLocal(id: ActorId, msg: unknown, ms: number, target: string, timeoutMs: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const strict = this.opts.strictSerialization;
       const t = this.clock.setTimeout(() => reject(new AskTimeoutError(target, timeoutMs)), ms);
-      this.deliverLocal(id, {
-        msg: strict ? this.codec.decode(this.codec.encode(msg)) : msg,
-        meta: { kind: 'ask', senderNode: this.nodeId },
-        resolve: (v) => {
+      this.deliverLocal(id, askItem(
+        strict ? this.codec.decode(this.codec.encode(msg)) : msg,
+        this.nodeId,
+        (v) => {
           this.clock.clearTimeout(t);
           resolve(strict ? this.codec.decode(this.codec.encode(v)) : v);
         },
-        reject: (e) => {
+        (e) => {
           this.clock.clearTimeout(t);
           reject(e);
         },
-      }, this.tableValue.epoch);
+      ), this.tableValue.epoch);
     });
   }
 
@@ -396,12 +403,12 @@ export class ActorNode implements RefTarget {
     }
     if (env.k === ASK) {
       if (!reply) return;
-      this.deliverLocal(id, {
-        msg: env.m,
-        meta: { kind: 'ask', senderNode: env.s },
-        resolve: (v) => reply(this.encodeReply({ ok: true, v, e: this.tableValue.epoch })),
-        reject: (e) => reply(this.encodeReply({ ok: false, err: e.toJSON(), e: this.tableValue.epoch })),
-      }, env.e);
+      this.deliverLocal(id, askItem(
+        env.m,
+        env.s,
+        (v) => reply(this.encodeReply({ ok: true, v, e: this.tableValue.epoch })),
+        (e) => reply(this.encodeReply({ ok: false, err: e.toJSON(), e: this.tableValue.epoch })),
+      ), env.e);
       return;
     }
     // tell
@@ -560,6 +567,11 @@ export class ActorNode implements RefTarget {
       this.scheduleSweep();
     }, every);
   }
+}
+
+/** The mail item of an ask (its settle functions passed in as arguments: see ActorNode.askLocal). */
+function askItem(msg: unknown, senderNode: string, resolve: (v: unknown) => void, reject: (e: ChorusError) => void): MailItem {
+  return { msg, meta: { kind: 'ask', senderNode }, resolve, reject };
 }
 
 /** Errors after which an ask is tried again (at the owner by the newest table) until its deadline. */
