@@ -33,10 +33,10 @@ type Addr = { by: string; ws: string; user?: string | undefined };
 
 const op = opFor<UserActor>();
 
-
 /** The session sweep timer's message and options: one object for every user actor (a node holds one per connected user). */
 const SWEEP_SESSIONS = Object.freeze({ op: 'sweepSessions' as const });
 const REPEAT = Object.freeze({ repeat: true });
+
 /** The user actor. */
 export class UserActor extends ChatActor<UserState, UserEventRec> {
   private sessionTable: SessionTable | undefined;

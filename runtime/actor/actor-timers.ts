@@ -15,10 +15,19 @@ export interface ActorTimer {
   readonly owner: TimerOwner;
 }
 
-/** What ActorTimers needs of an activation: where its timers are listed, and how a due one is delivered. */
+/** What ActorTimers needs of an activation: where its timers are listed (delivery is the constructor's `fire`). */
 export interface TimerOwner {
   /** The owner's timers (few: a linear search by name is the cheapest map); allocated on first use. */
   timers: ActorTimer[] | undefined;
+}
+
+/** Takes a timer off its owner's list (the list goes when empty). */
+function unlist(t: ActorTimer): void {
+  const list = t.owner.timers;
+  const k = list ? list.indexOf(t) : -1;
+  if (k < 0) return;
+  list!.splice(k, 1);
+  if (!list!.length) t.owner.timers = undefined;
 }
 
 /**
@@ -59,13 +68,10 @@ export class ActorTimers<O extends TimerOwner> {
 
   /** Cancels `owner`'s timer `name`, if set. */
   cancel(owner: O, name: string): void {
-    const list = owner.timers;
-    if (!list) return;
-    const k = list.findIndex((t) => t.name === name);
-    if (k < 0) return;
-    this.remove(list[k]!);
-    list.splice(k, 1);
-    if (!list.length) owner.timers = undefined;
+    const t = owner.timers?.find((x) => x.name === name);
+    if (!t) return;
+    this.remove(t);
+    unlist(t);
   }
 
   /** Cancels every timer of `owner` (it stopped). */
@@ -95,10 +101,7 @@ export class ActorTimers<O extends TimerOwner> {
         this.down(0);
       } else {
         this.remove(t);
-        const list = t.owner.timers;
-        const k = list ? list.indexOf(t) : -1;
-        if (k >= 0) list!.splice(k, 1);
-        if (list && !list.length) t.owner.timers = undefined;
+        unlist(t);
       }
       this.fire(t.owner as O, t.msg);
     }
