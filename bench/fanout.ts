@@ -35,7 +35,7 @@
  * (bench/lib/workload.ts PhaseFigures). Figures: deliveries/s,
  * p50/p99/p999 end to end (send -> receive, same process clock), server
  * CPU-seconds per million deliveries (settling included), RSS per idle connection (RSS after
- * connecting and subscribing minus before, after a full GC; Chorus is
+ * connecting and subscribing minus before, after full GCs and 10 s idle (deploy.ts RSS_IDLE_MS); Chorus is
  * restarted on its data first so no setup garbage or pre-activated actor is
  * in the baseline: each connection then carries its user actor).
  *
@@ -272,6 +272,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     cpuVsWs: ratio(ch?.saturation?.cpuSecPerMillion, ws?.saturation?.cpuSecPerMillion),
     cpuVsSocketio: ratio(ch?.saturation?.cpuSecPerMillion, sio?.saturation?.cpuSecPerMillion),
     bytesPerConnVsWs: ratio(ch?.bytesPerConn, ws?.bytesPerConn),
+    heapPerConnVsWs: ratio(ch?.heapBytesPerConn, ws?.heapBytesPerConn),
     shapeBDeliveredVsWs: ratio(find('Chorus', '20x100')?.saturation?.deliveredPerSec, find('raw ws', '20x100')?.saturation?.deliveredPerSec),
     shapeBCpuVsWs: ratio(find('Chorus', '20x100')?.saturation?.cpuSecPerMillion, find('raw ws', '20x100')?.saturation?.cpuSecPerMillion),
     twoNodeDeliveredVsSocketioRedis: ratio(ch2?.saturation?.deliveredPerSec, sio2?.saturation?.deliveredPerSec),
@@ -283,8 +284,10 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     'delivered >= 0.9x raw ws': check(ratios.deliveredVsWs, (x) => x >= 0.9),
     'CPU/M <= 1.1x raw ws': check(ratios.cpuVsWs, (x) => x <= 1.1),
     'p99 < 50 ms at half saturation': check(ch?.half?.p99Ms, (x) => x < 50),
-    // (not judged below 5,000 connections: the RSS deltas are noise there)
-    'memory/conn <= 1.2x raw ws': clients >= 5000 ? check(ratios.bytesPerConnVsWs, (x) => x <= 1.2) : undefined,
+    // (not judged below 5,000 connections: the RSS deltas are noise there). Judged on RSS and on the JS heap: an
+    // RSS delta can come out under the heap delta when the objects fill pages the baseline had committed but free
+    // (Chorus's node, restarted on its data, has such a heap), which a larger count would not find.
+    'memory/conn <= 1.2x raw ws': clients >= 5000 ? check(Math.max(ratios.bytesPerConnVsWs ?? NaN, ratios.heapPerConnVsWs ?? NaN), (x) => x <= 1.2) : undefined,
   };
   if (clients < 5000) console.log(`note: with ${clients} connections the RSS deltas (B/conn) are within the allocator's noise (they can even come out negative); use the default 10,000 or bench/connections.ts for memory figures`);
   console.log('ratios (Chorus / peer):', JSON.stringify(ratios));
