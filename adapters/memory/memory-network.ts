@@ -195,8 +195,9 @@ class Sub implements Disposable {
   /** The pattern up to its first wildcard token: a subject without it cannot match (a cheap test before subjectMatches). */
   readonly literal: string;
   constructor(private readonly net: MemoryNetwork, readonly client: string, readonly pattern: string, readonly handler: (d: Uint8Array, s: string) => void) {
-    const w = pattern.split('.').findIndex((t) => t === '*' || t === '>');
-    this.literal = w < 0 ? pattern : pattern.split('.').slice(0, w).map((t) => `${t}.`).join('');
+    const tokens = pattern.split('.');
+    const w = tokens.findIndex((t) => t === '*' || t === '>');
+    this.literal = w < 0 ? pattern : tokens.slice(0, w).map((t) => `${t}.`).join('');
   }
   dispose(): void {
     this.net.unindex(this);

@@ -64,13 +64,10 @@ export interface Deployment {
 const RSS_IDLE_MS = 10_000;
 
 async function settledRss(nodes: Child[]): Promise<number> {
-  for (let i = 0; i < 2; i++) {
+  for (const wait of [RSS_IDLE_MS, 300]) {
     await Promise.all(nodes.map((n) => n.call('gc')));
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, wait));
   }
-  await new Promise((r) => setTimeout(r, RSS_IDLE_MS));
-  await Promise.all(nodes.map((n) => n.call('gc')));
-  await new Promise((r) => setTimeout(r, 300));
   return nodes.reduce((s, n) => s + rssBytes(n.pid), 0);
 }
 
