@@ -88,9 +88,11 @@ export type UserEvent =
 /** Derived presence. */
 export type Presence = 'online' | 'away' | 'offline';
 
+/** Published on `presenceSubject(ws, user)` when the user's presence changes. */
+export type PresenceEvent = { type: 'presence'; ws: string; user: string; presence: Presence };
+
 /** Published on `workspaceSubject(ws)`. */
 export type WorkspaceEvent =
-  | { type: 'presence'; ws: string; user: string; presence: Presence }
   | { type: 'member_joined'; ws: string; user: string; role: Role }
   | { type: 'member_removed'; ws: string; user: string; by: string }
   | { type: 'role_changed'; ws: string; user: string; role: Role; by: string }

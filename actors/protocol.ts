@@ -40,6 +40,8 @@ export const LIMITS = Object.freeze({
   refreshSessions: 1000,
   /** Files attached to one message. */
   files: 10,
+  /** Users one connection may watch the presence of, per workspace (`presenceSub`). */
+  presenceUsers: 500,
 });
 
 // `__proto__` matches the id patterns but must never become a record key.
@@ -318,9 +320,18 @@ export function channelSubject(ws: string, ch: string): string {
 export function userSubject(ws: string, user: string): string {
   return `chorus.user.${ws}.${user}`;
 }
-/** Workspace-wide events: presence, members joining/leaving, public channels created. */
+/** Workspace-wide events: members joining/leaving, roles, public channels created. */
 export function workspaceSubject(ws: string): string {
   return `chorus.ws.${ws}`;
+}
+/**
+ * One user's presence changes in one workspace. Edges subscribe to it only
+ * for users a connected client asked to watch (`presenceSub`), not for a
+ * whole workspace: a workspace-wide presence event reaches every member, so
+ * a reconnect storm of n members wrote n^2 frames.
+ */
+export function presenceSubject(ws: string, user: string): string {
+  return `chorus.presence.${ws}.${user}`;
 }
 
 /**

@@ -25,7 +25,7 @@ import { applyUser, initialUser, type UserEventRec, type UserState } from './lib
 import { expectKey } from './lib/validate.ts';
 import {
   GetPresence, GetProfile, MarkRead, Me, SearchMessages, SessionClosed, SessionIdle, SessionOpened, SessionsRefresh, SetAway, SetNotifyPrefs,
-  Unreads, UpdateProfile, channelKey, userKey, userSubject, workspaceSubject, type Command, type NotifyLevel,
+  Unreads, UpdateProfile, channelKey, userKey, presenceSubject, userSubject, type Command, type NotifyLevel,
 } from './protocol.ts';
 import type { z } from 'zod';
 
@@ -164,7 +164,7 @@ export class UserActor extends ChatActor<UserState, UserEventRec> {
   private presenceChanged(): Presence {
     const p = this.presence();
     if (p !== this.lastPresence && !(this.lastPresence === undefined && p === 'offline')) {
-      this.ctx.publish(workspaceSubject(this.ws), { type: 'presence', ws: this.ws, user: this.me, presence: p });
+      this.ctx.publish(presenceSubject(this.ws, this.me), { type: 'presence', ws: this.ws, user: this.me, presence: p });
     }
     this.lastPresence = p;
     return p;

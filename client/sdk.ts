@@ -167,6 +167,8 @@ export class ChorusClient {
   private socket: WebSocketLike | undefined;
   private readonly pending = new Map<number, Pending>();
   private readonly subs = new Map<string, SubState>();
+  /** Users watched per workspace (`presenceSub`), watched again after a reconnect. */
+  private readonly watched = new Map<string, readonly string[]>();
   private readonly listeners = new Set<(e: ChorusEvent) => void>();
   private nextId = 1;
   /** Frames waiting for the pacing budget, in order. */
@@ -325,6 +327,21 @@ export class ChorusClient {
         await this.request('unsubscribe', { ws, ch }).catch(() => {});
       },
     };
+  }
+
+  /**
+   * Watches the presence of `users` in `ws`, replacing the list watched
+   * there (`[]` stops it): presence is not broadcast to a workspace, a client
+   * names the users it shows. Resolves with the current presence of the
+   * users newly watched; later changes arrive as `presence` events (onEvent).
+   * After a reconnect the list is watched again and every watched user's
+   * presence is emitted as a `presence` event.
+   */
+  async presenceSub(ws: string, users: readonly string[]): Promise<Array<{ user: string; presence: 'online' | 'away' | 'offline' }>> {
+    if (users.length) this.watched.set(ws, [...users]);
+    else this.watched.delete(ws);
+    const r = await this.send<{ presence: Array<{ user: string; presence: 'online' | 'away' | 'offline' }> }>('presenceSub', { ws, users }, false, true);
+    return r.presence;
   }
 
   /** True while the socket is open (between a hello and a drop). */
@@ -557,6 +574,12 @@ export class ChorusClient {
     // after a reconnect: resend retriable requests, resubscribe from the last seq seen
     for (const p of this.pending.values()) if (p.retry) this.transmit(p.frame);
     for (const st of this.subs.values()) this.keepSubscribed(st);
+    for (const [ws, users] of this.watched) {
+      this.send<{ presence: Array<{ user: string; presence: string }> }>('presenceSub', { ws, users }, false, true).then(
+        (r) => { for (const p of r.presence) for (const l of this.listeners) l({ type: 'presence', ws, ...p }); },
+        () => { /* the next reconnect tries again; meanwhile presence may be stale */ },
+      );
+    }
   }
 
   private onDrop(ev: { code: number; reason: string }): void {

@@ -5,7 +5,7 @@
  * - Client frames come from the zod schemas the edge validates with
  *   (`COMMANDS` in actors/protocol.ts), minus `by` (the edge sets it from the
  *   token) plus the optional request `id`, and the edge's own ops
- *   (`subscribe`, `unsubscribe`, `ping`).
+ *   (`subscribe`, `unsubscribe`, `presenceSub`, `ping`).
  * - Server frames (hello, reply, error, event, catchup, unsubscribed) are
  *   described here in zod, mirroring the TypeScript types of actors/events.ts;
  *   compile-time checks below fail the typecheck if the two drift apart.
@@ -19,9 +19,9 @@ import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { COMMANDS, ID_PATTERN, type CommandOp } from '../actors/protocol.ts';
+import { COMMANDS, ID_PATTERN, LIMITS, type CommandOp } from '../actors/protocol.ts';
 import type {
-  ChannelUpdate, MessageEvent, MessageView, TypingEvent, UserEvent, UnreadEntry, WorkspaceEvent, WorkspaceSettings, ChannelListing,
+  ChannelUpdate, MessageEvent, MessageView, PresenceEvent, TypingEvent, UserEvent, UnreadEntry, WorkspaceEvent, WorkspaceSettings, ChannelListing,
 } from '../actors/events.ts';
 
 /** Where the generated schema lives. */
@@ -60,6 +60,10 @@ export const EdgeClientFrames = {
     seq: SeqNum.optional().describe('the last message seq the client has; omitted: start from now'),
   }).describe('Subscribes to a channel: missed messages (after `seq`) in the reply, then live events, each message once and in order.'),
   unsubscribe: z.object({ op: z.literal('unsubscribe'), id: RequestId.optional(), ws: Id, ch: Id }).describe('Stops live events of a channel.'),
+  presenceSub: z.object({
+    op: z.literal('presenceSub'), id: RequestId.optional(), ws: Id,
+    users: z.array(Id).max(LIMITS.presenceUsers).describe('replaces the list watched in ws; [] stops it'),
+  }).describe('Watches the presence of these users in a workspace: the current presence of those newly watched in the reply, then their changes as presence events.'),
   ping: z.object({ op: z.literal('ping'), id: RequestId.optional() }).describe('Answers {pong: server time in ms}.'),
 };
 
@@ -123,8 +127,9 @@ export const UserEventZ = z.discriminatedUnion('type', [
   z.object({ type: z.literal('role_changed'), ws: z.string(), role: RoleZ }),
 ]);
 export const WorkspaceSettingsZ = z.object({ allowGuestsToCreateChannels: z.boolean(), allowMembersToInvite: z.boolean() });
+const PresenceZ = z.enum(['online', 'away', 'offline']);
+export const PresenceEventZ = z.object({ type: z.literal('presence'), ws: z.string(), user: z.string(), presence: PresenceZ });
 export const WorkspaceEventZ = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('presence'), ws: z.string(), user: z.string(), presence: z.enum(['online', 'away', 'offline']) }),
   z.object({ type: z.literal('member_joined'), ws: z.string(), user: z.string(), role: RoleZ }),
   z.object({ type: z.literal('member_removed'), ws: z.string(), user: z.string(), by: z.string() }),
   z.object({ type: z.literal('role_changed'), ws: z.string(), user: z.string(), role: RoleZ, by: z.string() }),
@@ -147,6 +152,10 @@ export const SubscribeResultZ = z.object({
   updates: z.array(ChannelUpdateZ).optional().describe('updates since the asked seq; may repeat, apply idempotently'),
   resync: z.literal(true).optional().describe('the update window was exceeded: reload history'),
 });
+export const PresenceSubResultZ = z.object({
+  ws: z.string(),
+  presence: z.array(z.object({ user: z.string(), presence: PresenceZ })).describe('the users newly watched by this call, in no particular order'),
+});
 
 export const ServerFrames = {
   hello: z.object({ type: z.literal('hello'), session: z.string(), user: z.string(), node: z.string(), workspaces: z.array(z.string()).describe('the token\'s workspace grant ("*" = any)') })
@@ -162,7 +171,9 @@ export const ServerFrames = {
   userEvent: z.object({ type: z.literal('event'), scope: z.literal('user'), event: UserEventZ })
     .describe('An event for this user in a workspace of the token.'),
   workspaceEvent: z.object({ type: z.literal('event'), scope: z.literal('workspace'), event: WorkspaceEventZ })
-    .describe('A workspace-wide event (presence, members, public channels).'),
+    .describe('A workspace-wide event (members, roles, public channels, settings).'),
+  presenceEvent: z.object({ type: z.literal('event'), scope: z.literal('presence'), event: PresenceEventZ })
+    .describe('A presence change of a user the connection watches (presenceSub).'),
   catchup: z.object({ type: z.literal('catchup'), ...chanAddr, messages: z.array(MessageViewZ), updates: z.array(ChannelUpdateZ), resync: z.literal(true).optional() })
     .describe('Messages (and updates) the edge read to fill a gap in live delivery; then live events resume.'),
   unsubscribed: z.object({ type: z.literal('unsubscribed'), ...chanAddr, error: WireErrorZ })
@@ -181,6 +192,7 @@ same<Same<z.infer<typeof ChannelUpdateZ>, ChannelUpdate>>();
 same<Same<z.infer<typeof TypingEventZ>, TypingEvent>>();
 same<Same<z.infer<typeof UserEventZ>, UserEvent>>();
 same<Same<z.infer<typeof WorkspaceEventZ>, WorkspaceEvent>>();
+same<Same<z.infer<typeof PresenceEventZ>, PresenceEvent>>();
 same<Same<z.infer<typeof WorkspaceSettingsZ>, WorkspaceSettings>>();
 same<Same<z.infer<typeof ChannelListingZ>, ChannelListing>>();
 same<Same<z.infer<typeof UnreadEntryZ>, UnreadEntry>>();
@@ -214,9 +226,11 @@ export function buildProtocolSchema(): Record<string, unknown> {
     [TypingEventZ, 'TypingEvent', 'Someone is typing (ephemeral).'],
     [UserEventZ, 'UserEvent', 'Events for one user in one workspace.'],
     [WorkspaceEventZ, 'WorkspaceEvent', 'Workspace-wide events.'],
+    [PresenceEventZ, 'PresenceEvent', 'A watched user\'s presence changed.'],
     [ChannelListingZ, 'ChannelListing', 'One entry of the listChannels result.'],
     [UnreadEntryZ, 'UnreadEntry', 'One entry of the unreads result.'],
     [SubscribeResultZ, 'SubscribeResult', 'The result of subscribe.'],
+    [PresenceSubResultZ, 'PresenceSubResult', 'The result of presenceSub.'],
   ];
   for (const [schema, id, description] of shared) reg.add(schema, { id, description });
   const serverIds: string[] = [];

@@ -3,8 +3,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import {
-  COMMANDS, EDGE_COMMANDS, channelSubject, routeOf, userSubject, workspaceSubject, type CommandSpec,
+  COMMANDS, EDGE_COMMANDS, ID_PATTERN, LIMITS, channelSubject, presenceSubject, routeOf, userKey, userSubject, workspaceSubject, type CommandSpec,
 } from '../../actors/protocol.ts';
+import type { Presence } from '../../actors/events.ts';
 import { CHAT_RATE_LIMITED } from '../../actors/errors.ts';
 import {
   codec, toChorusError, ChorusError, silentLogger, noopMetrics,
@@ -13,7 +14,7 @@ import {
 import type { ChorusNode } from '../chorus-node.ts';
 import { AuthError, bearerOf, type TokenSigner } from './auth.ts';
 import { CLOSE, EDGE_ERRORS, closeForProtocolError } from './close-codes.ts';
-import { DEFAULT_SESSION_LIMITS, Session, textFrame, type ChannelSubState, type SessionLimits } from './session.ts';
+import { DEFAULT_SESSION_LIMITS, Session, textFrame, type ChannelSubState, type PresenceWatch, type SessionLimits } from './session.ts';
 import { TokenBucket } from './rate-limit.ts';
 
 /** Settings of the edge. */
@@ -38,7 +39,7 @@ export interface EdgeOptions {
  * subject each session maps to its delivery state of that channel, so the
  * fan-out loop needs no per-session lookup.
  */
-interface SubjectEntry { sub: Disposable; scope: 'channel' | 'user' | 'workspace'; sessions: Map<Session, ChannelSubState | undefined> }
+interface SubjectEntry { sub: Disposable; scope: 'channel' | 'user' | 'workspace' | 'presence'; sessions: Map<Session, ChannelSubState | undefined> }
 
 /** Where a WebSocket's session is kept, so the socket listeners can be shared by every connection. */
 const SESSION = Symbol('chorus.session');
@@ -51,7 +52,13 @@ const HELD_EVENTS = 100;
 const TEMPORARY = new Set(['CHORUS_ASK_TIMEOUT', 'CHORUS_NODE_UNAVAILABLE', 'CHORUS_NO_OWNER', 'CHORUS_NOT_OWNER', 'CHORUS_BACKEND']);
 
 /** Ops the edge answers itself (not actor commands). */
-const EDGE_OPS = new Set(['subscribe', 'unsubscribe', 'ping']);
+const EDGE_OPS = new Set(['subscribe', 'unsubscribe', 'presenceSub', 'ping']);
+
+/** Newly watched users one extra frame token pays for in a presenceSub (a full list of 500 costs 20 tokens besides its own). */
+const PRESENCE_USERS_PER_TOKEN = 25;
+
+/** A user's presence as a presenceSub reply lists it. */
+interface PresenceState { user: string; presence: Presence }
 
 /**
  * The thin WebSocket edge: authenticates the upgrade, validates every frame,
@@ -147,6 +154,7 @@ export class ChatEdge {
   private resyncAll(): void {
     for (const s of this.sessions.values()) {
       for (const st of s.chans.values()) if (!st.catchingUp) this.fillGap(s, st);
+      if (s.presence) for (const [ws, w] of s.presence) this.resendPresence(s, ws, w);
     }
   }
 
@@ -265,6 +273,7 @@ export class ChatEdge {
       this.leaveSubject(userSubject(ws, s.user), s);
       this.leaveSubject(workspaceSubject(ws), s);
     }
+    if (s.presence) for (const ws of [...s.presence.keys()]) this.unwatch(s, ws, undefined);
     s.chans.clear();
     if (!this.closing) for (const ws of s.workspaces) this.askUser(ws, s.user, { op: 'sessionClosed', by: s.user, ws, sessionId: s.id });
   }
@@ -355,6 +364,7 @@ export class ChatEdge {
       const ws = typeof f.ws === 'string' ? f.ws : '';
       const ch = typeof f.ch === 'string' ? f.ch : '';
       if (op === 'unsubscribe') return this.unsubscribe(s, ws, ch);
+      if (op === 'presenceSub') return this.presenceSub(s, ws, f.users);
       const seq = typeof f.seq === 'number' && Number.isSafeInteger(f.seq) && f.seq >= 0 ? f.seq : undefined;
       return this.subscribe(s, ws, ch, seq);
     }
@@ -483,7 +493,7 @@ export class ChatEdge {
   private joinSubject(subject: string, s: Session, st?: ChannelSubState): void {
     let e = this.subjects.get(subject);
     if (!e) {
-      const scope = subject.startsWith('chorus.chan.') ? 'channel' : subject.startsWith('chorus.user.') ? 'user' : 'workspace';
+      const scope = subject.startsWith('chorus.chan.') ? 'channel' : subject.startsWith('chorus.user.') ? 'user' : subject.startsWith('chorus.presence.') ? 'presence' : 'workspace';
       const entry: SubjectEntry = { sub: undefined as unknown as Disposable, scope, sessions: new Map() };
       entry.sub = this.transport.subscribe(subject, (data) => this.onPublished(entry, data));
       this.subjects.set(subject, (e = entry));
@@ -517,6 +527,14 @@ export class ChatEdge {
       if (event.type === 'message' && typeof event.message?.ts === 'number') this.m.latency.observe(Math.max(0, this.clock.now() - event.message.ts) / 1000);
       // (a member leaving removes itself from the map while it is iterated: allowed for Maps)
       for (const [s, st] of entry.sessions) if (st && this.deliverChannel(s, st, event, out)) delivered++;
+    } else if (scope === 'presence') {
+      for (const s of entry.sessions.keys()) {
+        const w = s.presence?.get(event.ws);
+        if (!w) continue;
+        // during a read only the latest state per user matters: held by user, so never more than the list
+        if (w.held) w.held.set(event.user ?? '', frameOf(out));
+        else if (s.sendFrame(frameOf(out))) delivered++;
+      }
     } else {
       for (const s of entry.sessions.keys()) {
         const held = s.held?.get(event.ws);
@@ -567,6 +585,96 @@ export class ChatEdge {
       s.chans.delete(key);
       this.leaveSubject(st.subject, s);
     }
+    this.unwatch(s, ws, undefined);
+  }
+
+  // ---- presence ------------------------------------------------------------
+
+  /**
+   * `presenceSub`: the users whose presence changes this session receives
+   * in `ws`, replacing the list watched there (`[]` stops it), like Slack's
+   * presence_sub. Presence is not broadcast to a workspace: a client names
+   * the users it shows. The reply carries the current presence of the users
+   * newly watched (read from their user actors, which refuse a caller who is
+   * not a workspace member); their events that arrive during that read are
+   * held and sent after the reply, so the client ends on the latest state.
+   */
+  private async presenceSub(s: Session, ws: string, users: unknown): Promise<unknown> {
+    if (!ID_PATTERN.test(ws) || !Array.isArray(users) || !users.every((u) => typeof u === 'string' && ID_PATTERN.test(u) && u !== '__proto__')) {
+      throw new ChorusError('CHORUS_BAD_MESSAGE', 'presenceSub needs ws and users, an array of user ids');
+    }
+    const wanted = new Set(users as string[]);
+    if (wanted.size > LIMITS.presenceUsers) throw new ChorusError(EDGE_ERRORS.EDGE_TOO_MANY_SUBSCRIPTIONS, `at most ${LIMITS.presenceUsers} users per presenceSub`);
+    this.checkWorkspaceClaim(s, ws);
+    const w = s.presence?.get(ws);
+    const added = [...wanted].filter((u) => !w?.users.has(u));
+    // each newly watched user costs a read of its actor: a large list pays for it in frame tokens
+    const cost = Math.floor(added.length / PRESENCE_USERS_PER_TOKEN);
+    if (cost > 0 && !s.bucket.take(cost)) throw new ChorusError(EDGE_ERRORS.EDGE_RATE_LIMITED, 'presenceSub: too many users watched too fast', { retryAfterMs: s.bucket.retryAfterMs(cost) });
+    const watch = this.watch(s, ws, wanted);
+    try {
+      const presence = await this.readPresence(s, ws, watch, added);
+      if (added.length > 0) this.ensureWorkspace(s, ws); // the user actors said yes: membership proven (not by an empty list)
+      return { ws, presence };
+    } catch (err) {
+      // not a member (or not reachable): nothing of this call stays watched
+      if (s.presence?.get(ws) === watch) this.unwatch(s, ws, added);
+      throw err;
+    }
+  }
+
+  /** Sets the users a session watches in `ws`, joining and leaving their presence subjects. */
+  private watch(s: Session, ws: string, users: ReadonlySet<string>): PresenceWatch {
+    let w = s.presence?.get(ws);
+    if (!w) (s.presence ??= new Map()).set(ws, (w = { users: new Set(), reads: 0, held: undefined }));
+    for (const u of w.users) if (!users.has(u)) this.leaveSubject(presenceSubject(ws, u), s);
+    for (const u of users) if (!w.users.has(u)) this.joinSubject(presenceSubject(ws, u), s);
+    w.users = new Set(users);
+    if (w.users.size === 0) this.unwatch(s, ws, undefined);
+    return w;
+  }
+
+  /** Stops watching `users` in `ws` (all of them when undefined). */
+  private unwatch(s: Session, ws: string, users: readonly string[] | undefined): void {
+    const w = s.presence?.get(ws);
+    if (!w) return;
+    for (const u of users ?? [...w.users]) {
+      if (w.users.delete(u)) this.leaveSubject(presenceSubject(ws, u), s);
+    }
+    if (w.users.size > 0) return;
+    s.presence!.delete(ws);
+    if (s.presence!.size === 0) s.presence = undefined;
+  }
+
+  /**
+   * Reads the presence of `users` (as the session's user, so the user actors
+   * check membership), holding the watch's live events meanwhile; the held
+   * events go out after whatever the caller sends in this turn with the
+   * result (a reply is sent from a promise callback, before setImmediate).
+   */
+  private async readPresence(s: Session, ws: string, w: PresenceWatch, users: readonly string[]): Promise<PresenceState[]> {
+    if (users.length === 0) return [];
+    w.reads++;
+    w.held ??= new Map();
+    try {
+      return await Promise.all(users.map((user) =>
+        this.node.ref('user', userKey(ws, user)).ask<PresenceState>({ op: 'getPresence', by: s.user, ws, user })));
+    } finally {
+      setImmediate(() => {
+        if (--w.reads > 0 || !w.held) return;
+        const held = w.held;
+        w.held = undefined;
+        if (!s.closed && s.presence?.get(ws) === w) for (const f of held.values()) s.sendFrame(f);
+      });
+    }
+  }
+
+  /** After the transport reconnected (presence events may have been lost): every watched user's presence again, as events. */
+  private resendPresence(s: Session, ws: string, w: PresenceWatch): void {
+    this.readPresence(s, ws, w, [...w.users]).then(
+      (states) => { for (const p of states) s.send(JSON.stringify({ type: 'event', scope: 'presence', event: { type: 'presence', ws, ...p } })); },
+      (err) => this.logger.debug({ err: (err as Error).message }, 'presence re-read failed'),
+    );
   }
 
   // ---- housekeeping -----------------------------------------------------

@@ -15,6 +15,15 @@ export interface ChannelSubState {
   buffer: unknown[] | undefined;
 }
 
+/** The users one session watches the presence of in one workspace (see ChatEdge.presenceSub). */
+export interface PresenceWatch {
+  users: Set<string>;
+  /** Presence reads in flight; while any is, live presence events wait in `held`. */
+  reads: number;
+  /** The latest held presence frame per user. */
+  held: Map<string, Buffer> | undefined;
+}
+
 /** Limits of one connection. */
 export interface SessionLimits {
   /** Frames per second (token bucket refill) and burst. Default 20/s, burst 60. */
@@ -129,6 +138,8 @@ export class Session {
   expiresAtMs = Number.POSITIVE_INFINITY;
   /** Events held per workspace until the session's membership there is confirmed (see ChatEdge.ensureWorkspace). */
   held: Map<string, Buffer[]> | undefined;
+  /** Users whose presence the session watches, per workspace (`presenceSub`); made on first use. */
+  presence: Map<string, PresenceWatch> | undefined;
   alive = true;
   closed = false;
   /** The TCP socket under `socket`, written to directly (see `sendFrame`); undefined if ws's internals are not as expected. */

@@ -3,7 +3,7 @@
 // offline notifications, presence, read cursors and typing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { channelSubject, userKey, userSubject, workspaceSubject } from '../../actors/index.ts';
+import { channelSubject, userKey, presenceSubject, userSubject } from '../../actors/index.ts';
 import { chatCluster, cmid, workspace } from './helpers.ts';
 
 test('team chat end to end', async () => {
@@ -192,7 +192,7 @@ test('team chat end to end', async () => {
     await f.send({ op: 'sessionClosed', by: 'cat', ws, sessionId: 's1' });
     assert.equal((await f.send({ op: 'getPresence', by: 'bob', ws, user: 'cat' })).presence, 'offline');
     await f.cluster.eventually(() => {
-      const seq = f.on(workspaceSubject(ws), 'presence').filter((e) => e.user === 'cat').map((e) => e.presence);
+      const seq = f.on(presenceSubject(ws, 'cat'), 'presence').filter((e) => e.user === 'cat').map((e) => e.presence);
       assert.deepEqual(seq, ['online', 'away', 'online', 'away', 'offline']);
     });
 

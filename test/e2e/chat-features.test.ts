@@ -208,6 +208,10 @@ describe('chat features end to end (embedded profile)', () => {
 
   test('presence across two devices: online while either is connected, offline after both close', async () => {
     const watcher = await sign('pr-watch');
+    const bystander = await sign('pr-by'); // a member who watches nobody's presence
+    // presence is not broadcast: the watcher names the users it shows (the reply has their state now)
+    const now = await watcher.client.presenceSub(WS, ['pr-ada', 'pr-by']);
+    assert.deepEqual(now.sort((x, y) => x.user.localeCompare(y.user)), [{ user: 'pr-ada', presence: 'offline' }, { user: 'pr-by', presence: 'online' }]);
     const laptop = await person(node, 'pr-ada');
     const phone = await rawSocket(node.url, laptop.token); // a second device of the same user
     const presenceOf = async () => (await watcher.client.request<{ presence: string }>('getPresence', { ws: WS, user: 'pr-ada' })).presence;
@@ -233,6 +237,31 @@ describe('chat features end to end (embedded profile)', () => {
     await again.request('setAway', { ws: WS, away: true, clientMsgId: 'away-1' });
     await waitFor(() => events().at(-1) === 'away');
     assert.deepEqual(events(), ['online', 'offline', 'online', 'away']);
+    assert.deepEqual(bystander.events.filter((e) => e.type === 'presence'), [], 'no presence events without a presenceSub');
+    // watching again the same list reads nobody again; an empty list stops the events
+    assert.deepEqual(await watcher.client.presenceSub(WS, ['pr-ada', 'pr-by']), []);
+    await watcher.client.presenceSub(WS, []);
+    await again.request('setAway', { ws: WS, away: false, clientMsgId: 'away-2' });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(events(), ['online', 'offline', 'online', 'away']);
+  });
+
+  test('a presence watch outlives a reconnect: the SDK watches again and emits the current presence; changes made while it was away are not lost', async () => {
+    const watcher = await sign('pw-watch');
+    const other = await sign('pw-bob');
+    assert.deepEqual(await watcher.client.presenceSub(WS, ['pw-bob']), [{ user: 'pw-bob', presence: 'online' }]);
+    // the watcher's socket drops; meanwhile bob goes away
+    const sock = (watcher.client as unknown as { socket: { close(code: number, reason: string): void } }).socket;
+    await new Promise<void>((resolve) => {
+      const off = watcher.client.onEvent((e) => { if (e.type === 'disconnected') { off(); resolve(); } });
+      sock.close(4000, 'test: drop');
+    });
+    await other.client.request('setAway', { ws: WS, away: true, clientMsgId: 'pw-away' });
+    await waitFor(() => watcher.events.some((e) => e.type === 'reconnected'), { what: 'reconnect' });
+    await waitFor(() => watcher.events.some((e) => e.type === 'presence' && e.user === 'pw-bob' && e.presence === 'away'), { what: 'bob away after the reconnect' });
+    // and live changes flow again on the new socket
+    await other.client.request('setAway', { ws: WS, away: false, clientMsgId: 'pw-back' });
+    await waitFor(() => watcher.events.filter((e) => e.type === 'presence' && e.user === 'pw-bob').at(-1)?.presence === 'online', { what: 'bob back online' });
   });
 });
 

@@ -79,10 +79,13 @@ test('chat on a 3-node cluster with clients on different edges: fan-out, DM, res
       assert.deepEqual(r.seqs(), mine, `${who} sees every message of ${ch} once, in order`);
     }
   }
-  // user events cross edges too: mentions, and presence on the workspace subject
+  // user events cross edges too: mentions, and the presence of a user watched from the other edge
   await waitFor(() => bobEvents.some((e) => e.type === 'mention' && e.from === 'ada'), { what: 'ada\'s mention at bob (n2)' });
   await waitFor(() => adaEvents.some((e) => e.type === 'mention' && e.from === 'bob'), { what: 'bob\'s mention at ada (n1)' });
   assert.equal((await ada.request<{ presence: string }>('getPresence', { ws: W, user: 'bob' }, { retry: true })).presence, 'online');
+  assert.deepEqual(await ada.presenceSub(W, ['bob']), [{ user: 'bob', presence: 'online' }]);
+  await bob.request('setAway', { ws: W, away: true, clientMsgId: 'away' }, { retry: true });
+  await waitFor(() => adaEvents.some((e) => e.type === 'presence' && e.user === 'bob' && e.presence === 'away'), { what: 'bob away, seen at ada (n1)' });
 
   // a DM across edges
   const dm = (await ada.request<{ ch: string }>('openDm', { ws: W, users: ['bob'], clientMsgId: 'dm' }, { retry: true })).ch;

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import {
-  ChannelListingZ, MessageViewZ, PROTOCOL_FILE, SCHEMA_FILE, ServerFrameZ, SubscribeResultZ, UnreadEntryZ, clientOps, protocolSchemaText, refreshProtocolDoc,
+  ChannelListingZ, MessageViewZ, PROTOCOL_FILE, SCHEMA_FILE, PresenceSubResultZ, ServerFrameZ, SubscribeResultZ, UnreadEntryZ, clientOps, protocolSchemaText, refreshProtocolDoc,
 } from '../../scripts/gen-protocol-schema.ts';
 import { closeAll, person, rawSocket, waitFor, WS } from '../e2e/helpers.ts';
 import { embeddedNode } from './fixture.ts';
@@ -64,7 +64,8 @@ describe('the protocol schema', () => {
       await ok(a.ask('post', { ws: WS, ch: dm.ch, text: 'psst', clientMsgId: 'p4' }));
       await ok(b.ask('markRead', { ws: WS, ch: general, seq: q.seq, clientMsgId: 'm1' }));
       await ok(a.ask('createChannel', { ws: WS, name: 'schema-news', kind: 'public', clientMsgId: 'c1' }));
-      await person(node, 'ps-cat'); // a new member: workspace member_joined, presence
+      exactly(PresenceSubResultZ, await ok(a.ask('presenceSub', { ws: WS, users: ['ps-bob', 'ps-cat'] })), 'presenceSub result');
+      await person(node, 'ps-cat'); // a new member: workspace member_joined; presence (watched by a)
       exactly(SubscribeResultZ, await ok(b.ask('subscribe', { ws: WS, ch: random, seq: 0 })), 'subscribe result (from seq 0)');
       for (const m of (await ok(b.ask('history', { ws: WS, ch: general }))).messages) exactly(MessageViewZ, m, 'history message');
       for (const c of await ok(b.ask('listChannels', { ws: WS }))) exactly(ChannelListingZ, c, 'listChannels entry');
@@ -79,7 +80,7 @@ describe('the protocol schema', () => {
       }, { what: 'every kind of frame at bob' });
       const seen = new Set([...kinds(a.frames), ...kinds(b.frames)]);
       for (const k of ['hello', 'reply:true', 'reply:false', 'error', 'channel:message', 'channel:message_edited', 'channel:message_deleted', 'channel:reaction', 'channel:pin',
-        'channel:topic', 'channel:typing', 'user:mention', 'user:read', 'user:channel_joined', 'workspace:presence', 'workspace:member_joined', 'workspace:channel_created']) {
+        'channel:topic', 'channel:typing', 'user:mention', 'user:read', 'user:channel_joined', 'presence:presence', 'workspace:member_joined', 'workspace:channel_created']) {
         assert.ok(seen.has(k), `saw a ${k} frame`);
       }
       for (const f of [...a.frames, ...b.frames]) exactly(ServerFrameZ, f, `a ${f.type} frame`);

@@ -39,7 +39,7 @@ const MAX_CONNECTIONS = 150;
 const FRAMES_PER_SECOND = 2000;
 const SEED = Number(process.env.CHORUS_FUZZ_SEED ?? 20261201);
 const RUNS = Number(process.env.CHORUS_FUZZ_RUNS ?? 200);
-const EDGE_OPS = new Set(['subscribe', 'unsubscribe', 'ping']);
+const EDGE_OPS = new Set(['subscribe', 'unsubscribe', 'presenceSub', 'ping']);
 
 type Node = Awaited<ReturnType<typeof embeddedNode>>;
 
@@ -150,7 +150,7 @@ describe('hostile input at the edge (G20)', () => {
 
   test('random ops, edge-only ops and prototype names as ops are EDGE_UNKNOWN_OP with their id', { timeout: 30_000 }, async () => {
     const c = await RawClient.open(node.url, fuzzToken);
-    const known = new Set([...Object.keys(COMMANDS), 'subscribe', 'unsubscribe', 'ping']);
+    const known = new Set([...Object.keys(COMMANDS), ...EDGE_OPS]);
     const named = [...Object.keys(EDGE_COMMANDS), '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'memberRole', 'channelSpec', 'init', 'mirrorMember', 'notify', 'RELEASE', ''];
     for (const [i, op] of named.entries()) assert.equal(typedError(await c.send(objectText([['op', op], ['ws', 'demo'], ['id', i]])), i), 'EDGE_UNKNOWN_OP', op);
     await fc.assert(fc.asyncProperty(fc.string({ maxLength: 100 }).filter((s) => !known.has(s)), async (op) => {
@@ -202,6 +202,11 @@ describe('hostile input at the edge (G20)', () => {
       assert.equal(typedError(await c.send(JSON.stringify({ ...junk, op: 'history', id: 6, ws: 'demo', ch: 'c1', limit: 1e9 })), 6), 'CHORUS_BAD_MESSAGE');
       assert.equal(typedError(await c.send(JSON.stringify({ op: 'history', id: 7, ws: 'demo', ch: 'c1', before: 2 ** 60 })), 7), 'CHORUS_BAD_MESSAGE');
       assert.equal(typedError(await c.send(JSON.stringify({ op: 'subscribe', id: 8, ws: 'demo'.repeat(100), ch: 'c1' })), 8), 'CHORUS_BAD_MESSAGE');
+      // presenceSub: a list, of ids, at most 500 of them
+      for (const [i, users] of [undefined, 'ann', [1], ['__proto__'], ['a b'], [['x']], { length: 1 }].entries()) {
+        assert.equal(typedError(await c.send(JSON.stringify({ op: 'presenceSub', id: `p${i}`, ws: 'demo', users })), `p${i}`), 'CHORUS_BAD_MESSAGE', JSON.stringify(users));
+      }
+      assert.equal(typedError(await c.send(JSON.stringify({ op: 'presenceSub', id: 9, ws: 'demo', users: Array.from({ length: 501 }, (_, i) => `u${i}`) })), 9), 'EDGE_TOO_MANY_SUBSCRIPTIONS');
       assert.equal(c.closed, undefined);
     });
     c.close();

@@ -36,7 +36,7 @@ type Node = Awaited<ReturnType<typeof embeddedNode>>;
 interface Target { ws: string; ch: string; seq: number; user: string; /** A word of the protected message (search). */ word: string }
 
 /** Client ops covered: every COMMANDS op and the edge's ops. */
-const EDGE_OPS = ['subscribe', 'unsubscribe', 'ping'] as const;
+const EDGE_OPS = ['subscribe', 'unsubscribe', 'presenceSub', 'ping'] as const;
 const OPS = [...Object.keys(COMMANDS), ...EDGE_OPS];
 
 /**
@@ -85,6 +85,7 @@ const SAMPLES: Record<string, (t: Target) => Record<string, unknown>> = {
   search: (t) => ({ ws: t.ws, query: t.word, limit: 100 }),
   subscribe: (t) => ({ ws: t.ws, ch: t.ch, seq: 0 }),
   unsubscribe: (t) => ({ ws: t.ws, ch: t.ch }),
+  presenceSub: (t) => ({ ws: t.ws, users: [t.user] }),
   ping: () => ({}),
 };
 
@@ -106,6 +107,7 @@ const MEMBER: Record<string, string> = {
   joinWorkspace: 'already a member: answers the caller\'s own role (the code is not looked at)',
   getProfile: 'any workspace member may read a profile',
   getPresence: 'workspace members see each other\'s presence',
+  presenceSub: 'workspace members watch each other\'s presence',
   search: 'searches only what the caller may read; checked to return no protected text',
 };
 const { createChannel: _guestsCannot, ...GUEST } = MEMBER;
