@@ -35,6 +35,7 @@ test('keys and subjects', () => {
   assert.equal(channelSubject('w', 'c'), 'chorus.chan.w.c');
   assert.equal(userSubject('w', 'u'), 'chorus.user.w.u');
   assert.equal(workspaceSubject('w'), 'chorus.ws.w');
+  assert.equal(presenceSubject('w', 'u'), 'chorus.presence.w.u');
 });
 
 test('schemas: limits and id rules', () => {
