@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Snapshot, SnapshotStore } from '../../runtime/log/snapshot-store.ts';
@@ -25,10 +25,16 @@ const HEADER = 16; // magic u32, length u32, position u64
  * Saves of one stream are serialised in this process; a save never replaces
  * a snapshot at a higher position.
  *
- * Loads use the callback `fs.readFile`, not `fs/promises`: on Node.js 20 the
- * promise one costs 110-165 us of CPU per small file against 30-45 us (10,000
- * snapshot files read 400 at a time), and an activation storm (10,000 clients
- * reconnecting to a restarted node) reads one per user actor.
+ * Loads read the file synchronously. An activation storm (10,000 clients
+ * reconnecting to a restarted node) reads one snapshot per user actor, and
+ * the asynchronous reads cost several times the synchronous one: 10,000
+ * files of 300 bytes read 400 at a time with the callback `fs.readFile` took
+ * 65-100 us of CPU each (open, fstat, read and close each a thread-pool
+ * round trip and a callback), `fs.readFileSync` 20-25 us, and `fs/promises`
+ * is slower still; in the fan-out bench's reconnect of 10,000 members the
+ * asynchronous reads were a fifth of the node's busy time. The embedded
+ * profile's PGlite does all its file I/O synchronously on this thread
+ * anyway; a snapshot is a local file read through the page cache.
  */
 export class FileSnapshotStore implements SnapshotStore {
   private readonly chains = new Map<string, Promise<void>>();
@@ -57,13 +63,14 @@ export class FileSnapshotStore implements SnapshotStore {
     await Promise.all([...this.chains.values()]);
   }
 
-  private async read(stream: string): Promise<Snapshot | null> {
-    const buf = await new Promise<Buffer | null>((resolve, reject) => readFile(this.fileOf(stream), (err, b) => {
-      if (!err) resolve(b);
-      else if (err.code === 'ENOENT') resolve(null);
-      else reject(err);
-    }));
-    if (!buf) return null;
+  private read(stream: string): Snapshot | null {
+    let buf: Buffer;
+    try {
+      buf = readFileSync(this.fileOf(stream));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
     if (buf.length < HEADER || buf.readUInt32BE(0) !== MAGIC || buf.readUInt32BE(4) !== buf.length - HEADER) return null;
     return { pos: Number(buf.readBigUInt64BE(8)), data: new Uint8Array(buf.buffer, buf.byteOffset + HEADER, buf.length - HEADER) };
   }
@@ -71,7 +78,7 @@ export class FileSnapshotStore implements SnapshotStore {
   private async write(stream: string, snap: Snapshot): Promise<void> {
     this.ready ??= mkdir(this.dir, { recursive: true });
     await this.ready;
-    const cur = await this.read(stream);
+    const cur = this.read(stream);
     if (cur && cur.pos > snap.pos) return;
     const file = this.fileOf(stream);
     const tmp = `${file}.${process.pid}.${++this.seq}.tmp`;

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  CHAT_ERROR_CODES, COMMANDS, EDGE_COMMANDS, channelKey, channelSubject, routeOf, userKey, userSubject, workspaceSubject, allows,
+  CHAT_ERROR_CODES, COMMANDS, EDGE_COMMANDS, channelKey, channelSubject, presenceSubject, routeOf, userKey, userSubject, workspaceSubject, allows,
 } from '../../actors/index.ts';
 import { dmChannelId } from '../../actors/lib/hash.ts';
 import { parseMentions } from '../../actors/lib/mentions.ts';
