@@ -84,6 +84,8 @@ export class ProjectionRunner {
   private killed = false;
   private readonly active = new Set<string>();
   private readonly behind = new Set<string>();
+  /** stop() is writing what is left: partial batches go out back to back. */
+  private draining = false;
   private readonly waiters = new Set<{ stream: string; pos: number; resolve: () => void }>();
   private readonly m;
 
@@ -167,7 +169,12 @@ export class ProjectionRunner {
     this.buffer.push(e);
     if (this.active.size < this.o.lagProbeStreams) this.active.add(e.stream);
     if (this.buffer.length >= this.o.maxBatch) await this.flush();
-    else this.timer ??= setTimeout(() => {
+    else this.armTimer();
+  }
+
+  /** Writes the buffer `maxDelayMs` from now, unless a write is already due. */
+  private armTimer(): void {
+    this.timer ??= setTimeout(() => {
       this.timer = undefined;
       void this.flush();
     }, this.o.maxDelayMs);
@@ -184,9 +191,24 @@ export class ProjectionRunner {
     return this.flushing;
   }
 
+  /**
+   * Writes the buffer: its first batch whatever its size (the delay is up, the
+   * buffer is full, or stop() drains), then only full batches. Records that
+   * arrived during a write wait for their own delay instead of going out at
+   * once: written back to back, a steady trickle became a write per few
+   * records (250 posts/s: 29 query-side writes a second instead of 20, the
+   * search projection 11 instead of 4; the query side then cost more CPU than
+   * at ten times the rate, since a write costs about the same for 2 records or
+   * 200).
+   */
   private async writeLoop(): Promise<void> {
     let failures = 0;
+    let written = false;
     while (this.buffer.length && !this.killed) {
+      if (written && !this.draining && this.buffer.length < this.o.maxBatch) {
+        this.armTimer();
+        return;
+      }
       const batch = this.buffer.slice(0, this.o.maxBatch);
       const started = performance.now();
       try {
@@ -194,6 +216,7 @@ export class ProjectionRunner {
         if (this.killed) return;
         this.buffer = this.buffer.slice(batch.length);
         failures = 0;
+        written = true;
         this.m.batch.observe((performance.now() - started) / 1000, { projection: this.o.name });
         this.m.records.inc({ projection: this.o.name, outcome: 'applied' }, r.applied);
         if (r.skipped) this.m.records.inc({ projection: this.o.name, outcome: 'skipped' }, r.skipped);
@@ -255,6 +278,7 @@ export class ProjectionRunner {
     await Promise.all(this.tails.map((t) => t.dispose()));
     this.tails = [];
     if (this.timer) clearTimeout(this.timer);
+    this.draining = true;
     const deadline = Date.now() + timeoutMs;
     while (this.buffer.length && Date.now() < deadline && !this.killed) {
       await this.flush();
