@@ -81,6 +81,9 @@ export interface ChorusEvent {
   [k: string]: unknown;
 }
 
+/** A user's presence as `presenceSub` answers it. */
+export interface PresenceState { user: string; presence: 'online' | 'away' | 'offline' }
+
 /** An uploaded file as the files API describes it. */
 export interface FileInfo {
   id: string;
@@ -337,11 +340,15 @@ export class ChorusClient {
    * After a reconnect the list is watched again and every watched user's
    * presence is emitted as a `presence` event.
    */
-  async presenceSub(ws: string, users: readonly string[]): Promise<Array<{ user: string; presence: 'online' | 'away' | 'offline' }>> {
+  async presenceSub(ws: string, users: readonly string[]): Promise<PresenceState[]> {
     if (users.length) this.watched.set(ws, [...users]);
     else this.watched.delete(ws);
-    const r = await this.send<{ presence: Array<{ user: string; presence: 'online' | 'away' | 'offline' }> }>('presenceSub', { ws, users }, false, true);
-    return r.presence;
+    return this.watch(ws, users);
+  }
+
+  /** Sends a presenceSub (a read: sent again after a transient error, not after a reconnect, which watches anew). */
+  private async watch(ws: string, users: readonly string[]): Promise<PresenceState[]> {
+    return (await this.send<{ presence: PresenceState[] }>('presenceSub', { ws, users }, false, true)).presence;
   }
 
   /** True while the socket is open (between a hello and a drop). */
@@ -575,8 +582,8 @@ export class ChorusClient {
     for (const p of this.pending.values()) if (p.retry) this.transmit(p.frame);
     for (const st of this.subs.values()) this.keepSubscribed(st);
     for (const [ws, users] of this.watched) {
-      this.send<{ presence: Array<{ user: string; presence: string }> }>('presenceSub', { ws, users }, false, true).then(
-        (r) => { for (const p of r.presence) for (const l of this.listeners) l({ type: 'presence', ws, ...p }); },
+      this.watch(ws, users).then(
+        (states) => { for (const p of states) for (const l of this.listeners) l({ type: 'presence', ws, ...p }); },
         () => { /* the next reconnect tries again; meanwhile presence may be stale */ },
       );
     }
