@@ -137,7 +137,11 @@ async function clusterPorts(config: ChorusConfig, logger: Logger, metrics: PromM
     describeLog: async () => {
       const jsm = await jetstreamManager(nc);
       const out: LogStreamInfo[] = [];
+      const seen = new Set<string>();
       for await (const si of jsm.streams.list()) {
+        // the list is paged by offset: a stream created meanwhile shifts the pages, and one may come twice
+        if (seen.has(si.config.name)) continue;
+        seen.add(si.config.name);
         const consumers: LogStreamInfo['consumers'] = [];
         for await (const ci of jsm.consumers.list(si.config.name)) consumers.push({ name: ci.name, pending: ci.num_pending, ackPending: ci.num_ack_pending });
         out.push({ name: si.config.name, messages: si.state.messages, bytes: si.state.bytes, replicas: si.config.num_replicas, consumers });

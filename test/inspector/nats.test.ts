@@ -62,9 +62,13 @@ test('the inspector over NATS: every command, same output as over HTTP, operator
     assert.deepEqual(rebalance.nats, rebalance.http);
 
     // streams: JetStream, whichever node answers
-    const streams = await both(['streams']);
+    // (a user actor's first write may create its stream between the two calls: asked again until they agree)
     const names = (v: { streams: Array<{ name: string }> }) => v.streams.map((s) => s.name).sort();
-    assert.deepEqual(names(streams.nats), names(streams.http));
+    const streams = await waitFor(async () => {
+      const r = await both(['streams']);
+      return JSON.stringify(names(r.nats)) === JSON.stringify(names(r.http)) ? r : undefined;
+    }, { what: 'the same streams over NATS and HTTP' }) as Awaited<ReturnType<typeof both>>;
+    assert.equal(new Set(names(streams.nats)).size, streams.nats.streams.length, 'each stream once');
     assert.ok(streams.nats.streams.some((s: { name: string; messages: number; replicas: number }) => s.name === `CHORUS_LOG_channel_${chat.ws}` && s.messages >= 1 && s.replicas === 3), 'the channel log stream, R3, with records');
 
     // placement: the table and the leader's history, whichever node answered first
