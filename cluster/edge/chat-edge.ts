@@ -623,13 +623,13 @@ export class ChatEdge {
     }
   }
 
-  /** Sets the users a session watches in `ws`, joining and leaving their presence subjects. */
-  private watch(s: Session, ws: string, users: ReadonlySet<string>): PresenceWatch {
+  /** Sets the users a session watches in `ws` (the watch keeps `users`), joining and leaving their presence subjects. */
+  private watch(s: Session, ws: string, users: Set<string>): PresenceWatch {
     let w = s.presence?.get(ws);
     if (!w) (s.presence ??= new Map()).set(ws, (w = { users: new Set(), reads: 0, held: undefined }));
     for (const u of w.users) if (!users.has(u)) this.leaveSubject(presenceSubject(ws, u), s);
     for (const u of users) if (!w.users.has(u)) this.joinSubject(presenceSubject(ws, u), s);
-    w.users = new Set(users);
+    w.users = users;
     if (w.users.size === 0) this.unwatch(s, ws, undefined);
     return w;
   }
