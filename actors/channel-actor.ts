@@ -16,8 +16,9 @@ import { CHAT_FORBIDDEN, CHAT_INVALID, CHAT_NOT_FOUND, CHAT_NOT_MEMBER, chatErro
 import type { ChannelEvent, FileRef, NotifyKind } from './events.ts';
 import { historyPage, memberList, sincePage, threadPage, unreadCount } from './lib/channel-queries.ts';
 import {
-  MAX_PINS, MAX_REACTIONS, applyChannel, initialChannel, messageAt, view, type ChannelEventRec, type ChannelState, type StoredMessage,
+  MAX_PINS, MAX_REACTIONS, applyChannel, clientIndex, initialChannel, messageAt, view, type ChannelEventRec, type ChannelState, type StoredMessage,
 } from './lib/channel-state.ts';
+import { MessageChunks } from './lib/message-chunks.ts';
 import { ChatActor, isAdmin, opFor, type ChatOptions, type OpHandler } from './lib/chat-actor.ts';
 import type { QueryStore } from './query-store.ts';
 import { get, has } from './lib/dict.ts';
@@ -48,7 +49,30 @@ export class ChannelActor extends ChatActor<ChannelState, ChannelEventRec> {
     return initialChannel();
   }
   protected applyEvent(s: ChannelState, e: ChannelEventRec): ChannelState {
+    this.chunks.applied(e);
     return applyChannel(s, e);
+  }
+
+  /**
+   * Snapshots carry the messages as chunks, unchanged ones reused as bytes
+   * (see MessageChunks), and not `byClient`, an index of the messages rebuilt
+   * when read: encoding a million-key map cost seconds per snapshot.
+   */
+  private readonly chunks = new MessageChunks(this.codec);
+  protected override encodeState(s: ChannelState): Uint8Array {
+    // `messages` is left out, not emptied: a build that predates chunks fails on such a state instead of renumbering from 1
+    const { messages, byClient: _index, ...rest } = s;
+    return this.codec.encode({ ...rest, messageChunks: this.chunks.encode(messages) });
+  }
+  protected override decodeState(data: Uint8Array): ChannelState {
+    const raw = this.codec.decode(data) as ChannelState & { messageChunks?: Uint8Array[] };
+    if (raw.messageChunks === undefined) {
+      this.chunks.reset(); // a snapshot from before chunks: `messages` as a plain array, `byClient` with it
+      return raw;
+    }
+    const { messageChunks, ...rest } = raw;
+    const messages = this.chunks.decode(messageChunks);
+    return { ...rest, messages, byClient: clientIndex(messages) };
   }
 
   /** The ops this actor answers: one table for every instance (a handler gets the actor as `a`). */

@@ -3,7 +3,9 @@
  * of the channel's log. What is in memory: the founding facts, topic,
  * members, every message (until the query store takes history over), an
  * index clientMsgId -> seq (so a replayed post always finds its seq), pins,
- * and a bounded ring of recent updates that `since` replays.
+ * and a bounded ring of recent updates that `since` replays. A snapshot
+ * carries the messages in chunks and leaves the index out (see
+ * message-chunks.ts and ChannelActor.encodeState).
  */
 import type { ChannelUpdate, FileRef, MessageView } from '../events.ts';
 import type { ChannelKind } from '../protocol.ts';
@@ -90,6 +92,17 @@ export function initialChannel(): ChannelState {
   };
 }
 
+/** `byClient` of these messages (as the `posted` events built it). */
+export function clientIndex(messages: readonly StoredMessage[]): Dict<number> {
+  const index: Dict<number> = {};
+  for (const m of messages) index[clientKey(m)] = m.seq;
+  return index;
+}
+
+function clientKey(m: StoredMessage): string {
+  return `${m.user}:${m.cmid}`;
+}
+
 /** The message with this seq, if any. */
 export function messageAt(s: ChannelState, seq: number): StoredMessage | undefined {
   return Number.isSafeInteger(seq) && seq >= 1 ? s.messages[seq - 1] : undefined;
@@ -127,7 +140,7 @@ export function applyChannel(s: ChannelState, e: ChannelEventRec): ChannelState 
     case 'posted': {
       const m = { ...e.msg };
       s.messages.push(m);
-      s.byClient[`${m.user}:${m.cmid}`] = m.seq;
+      s.byClient[clientKey(m)] = m.seq;
       const parent = m.parent !== undefined ? messageAt(s, m.parent) : undefined;
       if (parent) {
         (parent.replies ??= []).push(m.seq);
