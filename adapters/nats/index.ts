@@ -7,3 +7,4 @@ export * from './connect.ts';
 export * from './nats-transport.ts';
 export * from './nats-kv.ts';
 export * from './jetstream-event-log.ts';
+export * from './jetstream-snapshot-store.ts';

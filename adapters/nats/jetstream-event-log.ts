@@ -5,10 +5,8 @@ import {
   DeliverPolicy, DiscardPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType,
   type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg, type StoredMsg,
 } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
 import { BackendError, ChorusError, LogConflictError } from '../../runtime/errors.ts';
 import type { AppendOptions, AppendRecord, AppendResult, EventLog, LogEntry } from '../../runtime/log/event-log.ts';
-import type { Snapshot, SnapshotStore } from '../../runtime/log/snapshot-store.ts';
 import type { Disposable } from '../../runtime/transport/transport.ts';
 
 /** Where one logical stream lives: a JetStream stream name and the logical-name patterns that stream captures. */
@@ -137,17 +135,20 @@ function dedupIdOf(h: MsgHdrs | undefined): string | undefined {
 
 const LOGICAL = /^[^\s*>.]+(\.[^\s*>.]+)*$/;
 
-function checkLogical(stream: unknown): asserts stream is string {
+/** @internal Throws TypeError unless `stream` is a valid logical stream name (a NATS subject without wildcards). */
+export function checkLogical(stream: unknown): asserts stream is string {
   if (typeof stream !== 'string' || !LOGICAL.test(stream)) {
     throw new TypeError(`stream must be a valid NATS subject (non-empty dot-separated tokens without spaces, '*' or '>'), got "${String(stream)}"`);
   }
 }
 
-function checkPos(name: string, v: unknown): void {
+/** @internal Throws RangeError unless `v` is a non-negative safe integer. */
+export function checkPos(name: string, v: unknown): void {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer, got ${String(v)}`);
 }
 
-const isApiError = (err: unknown, code: number) => err instanceof JetStreamApiError && err.code === code;
+/** @internal A JetStream API error with this code. */
+export const isApiError = (err: unknown, code: number) => err instanceof JetStreamApiError && err.code === code;
 
 /** Failures where another attempt may succeed: timeouts, no responders (leader election, reconnect), 503s. */
 function isTransient(err: unknown): boolean {
@@ -156,7 +157,8 @@ function isTransient(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.status === 503;
 }
 
-const wrap = (what: string, err: unknown) =>
+/** @internal A driver failure as a BackendError (Chorus errors pass through). */
+export const wrap = (what: string, err: unknown) =>
   err instanceof ChorusError ? err : new BackendError('jetstream', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -584,104 +586,4 @@ class JsTail {
     const loops = Promise.allSettled([...this.consumers.values()].map((c) => c.loop)).then(() => this.onStop());
     if (!this.handling) await loops;
   }
-}
-
-/** Options of JetStreamSnapshotStore. */
-export interface JetStreamSnapshotStoreOptions {
-  /** KV bucket name. Default `CHORUS_SNAPSHOTS`. */
-  readonly bucket?: string;
-  /** Replicas of the bucket if this store creates it. Default 1 (3 in a cluster). */
-  readonly replicas?: number;
-  /** `close()` also closes the NATS connection. Default false. */
-  readonly closeConnection?: boolean;
-}
-
-const SAFE_KEY = /^[-_.A-Za-z0-9]+$/;
-
-/** KV keys allow `[-/_=.a-zA-Z0-9]`; other names are stored as `=` + base64url, which never collides with a plain name. */
-function kvKey(stream: string): string {
-  return SAFE_KEY.test(stream) && !stream.startsWith('.') && !stream.endsWith('.') && !stream.includes('..')
-    ? stream
-    : `=${Buffer.from(stream).toString('base64url')}`;
-}
-
-/**
- * SnapshotStore port on a JetStream KV bucket: key = stream name, value = the
- * position (8 bytes, big-endian) followed by the snapshot bytes; history 1.
- * Keep-the-highest is a compare-and-set loop on the entry's revision. Reads go
- * through the stream leader (no direct get), so a load sees the last save.
- * A snapshot must fit in one NATS message (max_payload, 1 MiB by default).
- */
-export class JetStreamSnapshotStore implements SnapshotStore {
-  private kvP: Promise<KV> | undefined;
-  private readonly bucket: string;
-  private readonly replicas: number;
-
-  constructor(private readonly nc: NatsConnection, private readonly options: JetStreamSnapshotStoreOptions = {}) {
-    this.bucket = options.bucket ?? 'CHORUS_SNAPSHOTS';
-    this.replicas = options.replicas ?? 1;
-    if (!/^[-_A-Za-z0-9]+$/.test(this.bucket)) throw new RangeError(`bucket must be [-_A-Za-z0-9]+, got "${this.bucket}"`);
-  }
-
-  private kv(): Promise<KV> {
-    this.kvP ??= retryJetStream(`bucket ${this.bucket}`, () => new Kvm(this.nc).create(this.bucket, { replicas: this.replicas, history: 1, allow_direct: false }))
-      .then(async (kv) => {
-        await waitForLeader(await jetstreamManager(this.nc), `KV_${this.bucket}`);
-        return kv;
-      }).catch((err) => {
-      this.kvP = undefined;
-      throw err;
-    });
-    return this.kvP;
-  }
-
-  async save(stream: string, snap: Snapshot): Promise<void> {
-    checkLogical(stream);
-    checkPos('snapshot pos', snap?.pos);
-    if (!(snap.data instanceof Uint8Array)) throw new TypeError('snapshot data must be a Uint8Array');
-    const value = new Uint8Array(8 + snap.data.byteLength);
-    new DataView(value.buffer).setBigUint64(0, BigInt(snap.pos));
-    value.set(snap.data, 8);
-    const key = kvKey(stream);
-    try {
-      const kv = await this.kv();
-      for (let attempt = 0; attempt < 100; attempt++) {
-        const cur = await kv.get(key);
-        const live = cur !== null && cur.operation === 'PUT' && cur.value.byteLength >= 8;
-        if (live && decodePos(cur.value) >= snap.pos) return;
-        try {
-          if (cur === null) await kv.create(key, value);
-          else await kv.update(key, value, cur.revision);
-          return;
-        } catch (err) {
-          // someone else saved in between: look again
-          if (isApiError(err, JetStreamApiCodes.StreamWrongLastSequence)) continue;
-          throw err;
-        }
-      }
-      throw new Error('too many concurrent saves');
-    } catch (err) {
-      throw wrap(`save snapshot ${stream}`, err);
-    }
-  }
-
-  async load(stream: string): Promise<Snapshot | null> {
-    checkLogical(stream);
-    try {
-      const kv = await this.kv();
-      const e = await kv.get(kvKey(stream));
-      if (!e || e.operation !== 'PUT' || e.value.byteLength < 8) return null;
-      return { pos: decodePos(e.value), data: new Uint8Array(e.value.subarray(8)) };
-    } catch (err) {
-      throw wrap(`load snapshot ${stream}`, err);
-    }
-  }
-
-  async close(): Promise<void> {
-    if (this.options.closeConnection && !this.nc.isClosed()) await this.nc.close();
-  }
-}
-
-function decodePos(v: Uint8Array): number {
-  return Number(new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0));
 }

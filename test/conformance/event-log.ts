@@ -384,6 +384,37 @@ export function describeEventLog(name: string, make: () => Promise<EventLogFixtu
       assert.equal((await snaps.load(s))!.pos, 12);
     });
 
+    test('snapshots: one of several megabytes (more than a NATS message holds) saves and loads whole, and is replaced by smaller and bigger ones', async () => {
+      const s = fresh('w1', 'channel');
+      const big = (n: number, salt: number) => {
+        const b = new Uint8Array(n);
+        for (let i = 0; i < n; i++) b[i] = (i * 131 + salt + (i >> 12)) & 0xff;
+        return b;
+      };
+      const first = big(3 * 1024 * 1024 + 17, 1);
+      await snaps.save(s, { pos: 10, data: first });
+      let got = await snaps.load(s);
+      assert.equal(got?.pos, 10);
+      sameBytes(got!.data, first, 'a 3 MB snapshot');
+      await snaps.save(s, { pos: 7, data: big(2 * 1024 * 1024, 2) });
+      assert.equal((await snaps.load(s))?.pos, 10, 'a lower big one is ignored');
+      await snaps.save(s, { pos: 11, data: enc('small again') });
+      got = await snaps.load(s);
+      assert.equal(got?.pos, 11);
+      assert.equal(dec(got!.data), 'small again');
+      const second = big(1536 * 1024, 3);
+      await snaps.save(s, { pos: 20, data: second });
+      const third = big(2 * 1024 * 1024 + 5, 4);
+      await snaps.save(s, { pos: 30, data: third });
+      got = await snaps.load(s);
+      assert.equal(got?.pos, 30);
+      sameBytes(got!.data, third, 'big replaced by big');
+      await Promise.all([31, 35, 33].map((pos) => snaps.save(s, { pos, data: big(1100 * 1024 + pos, pos) })));
+      got = await snaps.load(s);
+      assert.equal(got?.pos, 35, 'concurrent big saves keep the highest');
+      sameBytes(got!.data, big(1100 * 1024 + 35, 35), 'and its bytes');
+    });
+
     test('snapshots: concurrent saves keep the highest position', async () => {
       const s = fresh('w1', 'user');
       await Promise.all([4, 8, 2, 7, 6].map((pos) => snaps.save(s, { pos, data: enc(`p${pos}`) })));

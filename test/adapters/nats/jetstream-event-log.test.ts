@@ -1,7 +1,10 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { JetStreamEventLog, JetStreamSnapshotStore, singleStream } from '../../../adapters/nats/jetstream-event-log.ts';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { JetStreamEventLog, singleStream } from '../../../adapters/nats/jetstream-event-log.ts';
+import { JetStreamSnapshotStore } from '../../../adapters/nats/jetstream-snapshot-store.ts';
 import { describeEventLog } from '../../conformance/event-log.ts';
 import { startNats, type NatsCluster } from '../../helpers/nats.ts';
 
@@ -51,6 +54,27 @@ const fixture = (layout: 'per-workspace' | 'single') => async () => {
 
 describeEventLog('JetStream R1, stream per workspace', fixture('per-workspace'));
 describeEventLog('JetStream R1, single stream', fixture('single'));
+
+describe('JetStreamSnapshotStore: snapshots in parts', () => {
+  test('a replaced big snapshot leaves no part behind; a manifest whose part is missing is an error, not a short snapshot', async () => {
+    const nc = await newConn(nats.urls);
+    const store = new JetStreamSnapshotStore(nc, { bucket: 'SNAP_PARTS_T', partBytes: 64 * 1024 });
+    const jsm = await jetstreamManager(nc);
+    const partsLeft = async () => (await jsm.streams.info('KV_SNAP_PARTS_T_PARTS')).state.messages;
+    const bytes = (n: number, salt: number) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + salt) & 0xff);
+    await store.save('channel.w1.c1', { pos: 5, data: bytes(300 * 1024, 1) }); // 5 parts of 64 KiB
+    assert.equal(await partsLeft(), 5);
+    await store.save('channel.w1.c1', { pos: 6, data: bytes(200 * 1024, 2) }); // 4 parts; the 5 of pos 5 purged
+    assert.equal(await partsLeft(), 4);
+    await store.save('channel.w1.c1', { pos: 7, data: bytes(1000, 3) }); // inline
+    assert.equal(await partsLeft(), 0, 'replaced by an inline snapshot: no part, no marker left');
+    // a reader that finds a part gone (purged by a newer save) reads the entry again
+    await store.save('channel.w1.c2', { pos: 1, data: bytes(150 * 1024, 4) });
+    const parts = await new Kvm(nc).open('SNAP_PARTS_T_PARTS');
+    await parts.purge('channel.w1.c2.1.2');
+    await assert.rejects(store.load('channel.w1.c2'), /kept changing/, 'a manifest whose part is gone for good is an error, not a short snapshot');
+  });
+});
 
 describe('JetStreamEventLog on a 3-server cluster (R3)', () => {
   test('kill -9 of the stream leader while appending loses no acknowledged append and stores none twice (G8)', { timeout: 60_000 }, async (t) => {
