@@ -219,7 +219,7 @@ export class PlacementSupervisor {
     const cur = this.table;
     const same = cur && cur.members.length === want.length && cur.members.every((m, i) => m.id === want[i]!.id && m.weight === want[i]!.weight);
     if (same) return;
-    const reason = describeChange(cur?.members ?? [], want, this.seen);
+    const reason = describeChange(cur?.members ?? [], want, this.seen, this.departed);
     const keptOverrides = Object.fromEntries(Object.entries(cur?.overrides ?? {}).filter(([, n]) => want.some((m) => m.id === n)));
     const next: PlacementTable = {
       epoch: (cur?.epoch ?? 0) + 1,
@@ -242,7 +242,14 @@ export class PlacementSupervisor {
   }
 }
 
-function describeChange(before: readonly PlacementMember[], after: readonly PlacementMember[], seen: Map<string, { info: MemberInfo }>): string {
+/**
+ * Why the members changed, for the history: `leave` only for a member that
+ * deleted its registry entry (`departed`); one this observer never heard
+ * from is a crash too (a leader that took over, or restarted its supervisor,
+ * after the member died: before, that read as a leave).
+ * @internal exported for its test
+ */
+export function describeChange(before: readonly PlacementMember[], after: readonly PlacementMember[], seen: Map<string, { info: MemberInfo }>, departed: ReadonlyMap<string, number>): string {
   const b = new Set(before.map((m) => m.id));
   const a = new Set(after.map((m) => m.id));
   const parts: string[] = [];
@@ -250,7 +257,7 @@ function describeChange(before: readonly PlacementMember[], after: readonly Plac
   for (const id of b) {
     if (a.has(id)) continue;
     const s = seen.get(id);
-    parts.push(!s ? `leave ${id}` : s.info.state === 'draining' ? `drain ${id}` : `crash ${id}`);
+    parts.push(departed.has(id) && !s ? `leave ${id}` : s?.info.state === 'draining' ? `drain ${id}` : `crash ${id}`);
   }
   if (!parts.length) parts.push('weights changed');
   return parts.join(', ');
