@@ -14,6 +14,7 @@ import {
 import type { ChorusNode } from '../chorus-node.ts';
 import { AuthError, bearerOf, type TokenSigner } from './auth.ts';
 import { CLOSE, EDGE_ERRORS, closeForProtocolError } from './close-codes.ts';
+import { spreadOver } from './spread.ts';
 import { DEFAULT_SESSION_LIMITS, Session, textFrame, type ChannelSubState, type PresenceWatch, type SessionLimits } from './session.ts';
 import { TokenBucket } from './rate-limit.ts';
 
@@ -29,7 +30,7 @@ export interface EdgeOptions {
   pingIntervalMs?: number;
   /** Interval at which the edge tells user actors which sessions it still holds. Default 30,000 ms. */
   sessionRefreshMs?: number;
-  /** Sessions pinged per event-loop turn, and session refreshes in flight at once (see pingAll, refreshSessions). Default 500. */
+  /** Most sessions pinged, and session refreshes in flight, per slice of the periodic sweeps (see spreadOver). Default 500. */
   housekeepingSlice?: number;
   limits?: Partial<SessionLimits>;
 }
@@ -681,17 +682,14 @@ export class ChatEdge {
 
   /**
    * Pings every socket (and drops those that missed the last ping) in
-   * slices of `housekeepingSlice` per loop turn: a ping is a write system
-   * call, and 50,000 of them in one turn would stall the node for a second
-   * or more (long enough for its membership lease to lapse).
+   * small slices spread over half the ping interval (see spreadOver): a
+   * ping is a write system call and its pong a read, and 50,000 of them in
+   * one turn would stall the node for a second or more (long enough for its
+   * membership lease to lapse).
    */
   private pingAll(): void {
-    const all = [...this.sessions.values()];
-    let i = 0;
-    const slice = () => {
-      const end = Math.min(all.length, i + this.o.housekeepingSlice);
-      for (; i < end; i++) {
-        const s = all[i]!;
+    void spreadOver([...this.sessions.values()], this.o.housekeepingSlice, this.o.pingIntervalMs, () => this.closing, (batch) => {
+      for (const s of batch) {
         if (s.closed) continue;
         if (Date.now() > s.expiresAtMs) {
           this.expire(s);
@@ -708,20 +706,18 @@ export class ChatEdge {
           /* closed meanwhile */
         }
       }
-      if (i < all.length && !this.closing) setImmediate(slice);
-    };
-    slice();
+    });
   }
 
   /**
    * Tells each user actor which sessions this node still holds, with at
    * most `housekeepingSlice` asks in flight (not one ask per user at once,
-   * which queues tens of thousands of actor turns behind live traffic), and
-   * a turn of the event loop between slices: asks to local actors resolve in
-   * microtasks, so without it the slices ran back to back in one macrotask
-   * (10,000 users: a 300 ms stall of every socket every 30 s, the fan-out
-   * bench's p99 when a phase met it). A refresh still running when the next
-   * is due is not started twice.
+   * which queues tens of thousands of actor turns behind live traffic), in
+   * slices spread over half the refresh interval (see spreadOver): asks to
+   * local actors resolve in microtasks, so slices that only awaited their
+   * asks ran back to back in one macrotask (10,000 users: a 300 ms stall of
+   * every socket every 30 s, the fan-out bench's p99 when a phase met it).
+   * A refresh still running when the next is due is not started twice.
    */
   private async refreshSessions(): Promise<void> {
     if (this.refreshing) return;
@@ -736,14 +732,11 @@ export class ChatEdge {
           else perUserWs.set(k, [s.id]);
         }
       }
-      const jobs = [...perUserWs];
-      for (let i = 0, n = this.o.housekeepingSlice; i < jobs.length && !this.closing; i += n) {
-        if (i > 0) await new Promise<void>((r) => setImmediate(r));
-        await Promise.all(jobs.slice(i, i + n).map(([k, ids]) => {
+      await spreadOver([...perUserWs], this.o.housekeepingSlice, this.o.sessionRefreshMs, () => this.closing, (batch) =>
+        Promise.all(batch.map(([k, ids]) => {
           const [ws, user] = k.split(' ') as [string, string];
           return this.askUser(ws, user, { op: 'sessionsRefresh', by: user, ws, node: this.node.nodeId, sessionIds: ids });
-        }));
-      }
+        })));
     } finally {
       this.refreshing = false;
     }
