@@ -5,7 +5,9 @@
  * Usage: `npm run bench -- fanout [--quick] [--clients=N] [--systems=a,b]
  * [--no-shape-b] [--no-two-node] [--two-node-clients=N] [--no-query-side]
  * [--profile=dir]`
- * (`--systems` from ws, sio, chorus, chorus2, sio2; `--profile=dir` writes a
+ * (`--systems` from ws, sio, chorus, chorus2, sio2, and floor, run only when
+ * named: one Chorus node on in-memory ports without the query side, no
+ * durable append, what the actor turns and the edge cost alone; `--profile=dir` writes a
  * CPU profile of every server process for every phase). `--quick` runs shape
  * A with 2,000 clients and the three single-node systems only.
  *
@@ -55,7 +57,7 @@ export const BENCH_EDGE: EdgeOptions = Object.freeze({
   limits: { framesPerSecond: 200, frameBurst: 400, maxInFlight: 64, maxBufferedBytes: 4 * 1024 * 1024, floodCloseAfter: 200, maxSubscriptions: 500 },
 });
 
-type Kind = 'ws' | 'sio' | 'chorus' | 'chorus2' | 'sio2';
+type Kind = 'ws' | 'sio' | 'chorus' | 'floor' | 'chorus2' | 'sio2';
 
 /** Figures of one system on one shape. */
 export interface SystemFigures {
@@ -88,6 +90,7 @@ function start(kind: Kind): Promise<Deployment> {
     case 'sio': return startSio();
     case 'sio2': return startSio(2);
     case 'chorus': return startChorus({ edge: BENCH_EDGE });
+    case 'floor': return startChorus({ edge: BENCH_EDGE, memoryPorts: true, querySide: false, label: LABELS.floor });
     case 'chorus2': return startChorus({ nodes: 2, edge: BENCH_EDGE });
   }
 }
@@ -119,7 +122,9 @@ async function measure(kind: Kind, shape: Shape, plan: Plan, opts: { fixedDelive
   }
 }
 
-const LABELS: Record<Kind, string> = { ws: 'raw ws', sio: 'Socket.IO', chorus: 'Chorus', chorus2: 'Chorus x2 + NATS', sio2: 'Socket.IO x2 + redis' };
+const LABELS: Record<Kind, string> = {
+  ws: 'raw ws', sio: 'Socket.IO', chorus: 'Chorus', floor: 'Chorus, memory ports', chorus2: 'Chorus x2 + NATS', sio2: 'Socket.IO x2 + redis',
+};
 
 async function measureOn(d: Deployment, kind: Kind, shape: Shape, shapeName: string, plan: Plan, opts: { fixedDeliveries?: number; half?: boolean; memory?: boolean }): Promise<SystemFigures> {
   let pop: Awaited<ReturnType<typeof populate>> | undefined;
@@ -229,6 +234,8 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     note(r);
   };
   for (const k of ['ws', 'sio', 'chorus'] as const) await go(k, shapeA, { fixedDeliveries, half: k === 'chorus', memory: true });
+  // only when asked for (--systems=...,floor): the same node with in-memory ports and no query side, the design's floor
+  if (systemsArg?.includes('floor')) await go('floor', shapeA, { fixedDeliveries });
   if (doB) for (const k of ['ws', 'sio', 'chorus'] as const) await go(k, shapeB, {});
   const twoShape: Shape = { clients: twoNodeClients, channelSize: 10 };
   if (doTwo) for (const k of ['chorus2', 'sio2'] as const) await go(k, twoShape, { fixedDeliveries });
@@ -263,6 +270,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   const ch = find('Chorus', a);
   const ws = find('raw ws', a);
   const sio = find('Socket.IO', a);
+  const floor = find(LABELS.floor, a);
   const ch2 = find('Chorus x2 + NATS', a2);
   const sio2 = find('Socket.IO x2 + redis', a2);
   const ratio = (x?: number, y?: number) => (x !== undefined && y ? round(x / y, 2) : undefined);
@@ -277,6 +285,8 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     shapeBCpuVsWs: ratio(find('Chorus', '20x100')?.saturation?.cpuSecPerMillion, find('raw ws', '20x100')?.saturation?.cpuSecPerMillion),
     twoNodeDeliveredVsSocketioRedis: ratio(ch2?.saturation?.deliveredPerSec, sio2?.saturation?.deliveredPerSec),
     twoNodeCpuVsSocketioRedis: ratio(ch2?.saturation?.cpuSecPerMillion, sio2?.saturation?.cpuSecPerMillion),
+    floorDeliveredVsWs: ratio(floor?.saturation?.deliveredPerSec, ws?.saturation?.deliveredPerSec),
+    floorCpuVsWs: ratio(floor?.saturation?.cpuSecPerMillion, ws?.saturation?.cpuSecPerMillion),
   };
   const check = (v: number | undefined, ok: (x: number) => boolean) => (v === undefined || Number.isNaN(v) ? undefined : ok(v));
   const targets = {
@@ -310,6 +320,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     fixedDeliveriesPerSec: fixedDeliveries,
     halfSaturationP50Ms: ch?.half?.p50Ms,
     halfSaturationP99Ms: ch?.half?.p99Ms,
+    ...(floor ? { floorDeliveredPerSec: floor.saturation?.deliveredPerSec, floorCpuSecPerMillion: floor.saturation?.cpuSecPerMillion } : {}),
     twoNodeDeliveredPerSec: ch2?.saturation?.deliveredPerSec,
     twoNodeCpuSecPerMillion: ch2?.saturation?.cpuSecPerMillion,
     socketioRedisDeliveredPerSec: sio2?.saturation?.deliveredPerSec,

@@ -7,10 +7,12 @@
  * createWorkspace, createInvite, joinWorkspace, createChannel, joinChannel).
  *
  * Environment: BENCH_CHORUS = JSON `{ profile, nodeId, dataDir, natsUrls?,
- * authSecret, edge }` (`edge` is passed as StartOptions.edge). Driven over
+ * authSecret, edge, querySide?, memoryPorts? }` (`edge` is passed as StartOptions.edge). Driven over
  * IPC (bench/lib/rpc.ts): `setup`, `stats`, `gc`, `stop`.
  */
+import { MemoryEventLog, MemoryKv, MemoryNetwork, MemorySnapshotStore } from '../../adapters/memory/index.ts';
 import { startNode, type StartOptions } from '../../cluster/bootstrap.ts';
+import type { NodePorts } from '../../cluster/container.ts';
 import { makeConfig } from '../../cluster/config.ts';
 import type { EdgeOptions } from '../../cluster/edge/chat-edge.ts';
 import { ChorusError } from '../../runtime/index.ts';
@@ -21,6 +23,12 @@ interface Settings {
   profile: 'embedded' | 'cluster'; nodeId: string; dataDir: string; natsUrls?: string[]; authSecret: string; edge: EdgeOptions; port?: number;
   /** false: start without the query side (projections of the log into SQL); default: the node's own default. */
   querySide?: boolean;
+  /**
+   * true: the node's ports are the in-memory ones (transport, KV, log and
+   * snapshots of adapters/memory): no durable append, nothing on disk. The
+   * fan-out bench's `floor` system: what the actor turns and the edge cost alone.
+   */
+  memoryPorts?: boolean;
 }
 
 /** What `setup` builds: per workspace, its members and its channels' members. */
@@ -37,8 +45,14 @@ const config = makeConfig({
   profile: s.profile, nodeId: s.nodeId, port: s.port ?? 0, host: '127.0.0.1', dataDir: s.dataDir, logLevel: 'warn',
   authSecret: s.authSecret, devSignIn: false, ...(s.natsUrls ? { natsUrls: s.natsUrls } : {}),
 });
+function memoryPorts(): NodePorts {
+  const net = new MemoryNetwork();
+  return { transport: net.transport(config.nodeId), kv: new MemoryKv(), log: new MemoryEventLog(), snapshots: new MemorySnapshotStore(), close: async () => {} };
+}
 // (querySide passed only when set, so this compiles against a bootstrap without that option too)
-const running = await startNode(config, { edge: s.edge, ...(s.querySide === false ? { querySide: false } : {}) } as StartOptions);
+const running = await startNode(config, {
+  edge: s.edge, ...(s.querySide === false ? { querySide: false } : {}), ...(s.memoryPorts ? { ports: memoryPorts() } : {}),
+} as StartOptions);
 
 /** Runs `fn` over `items` with at most `n` in flight. */
 async function pool<T, R>(items: readonly T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {

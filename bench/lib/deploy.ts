@@ -177,7 +177,11 @@ export async function startSio(nodes = 1): Promise<Deployment> {
  * fresh nats-server (JetStream log and KV, NATS core transport). Waits until
  * every node sees all of them in its placement table.
  */
-export async function startChorus(opts: { nodes?: number; edge: EdgeOptions; label?: string; querySide?: boolean }): Promise<Deployment> {
+/**
+ * Chorus nodes: one embedded, or `nodes` in the cluster profile over one nats-server. `memoryPorts` (one node):
+ * in-memory ports, no durable log; such a node cannot be restarted on its data (`restart` does nothing).
+ */
+export async function startChorus(opts: { nodes?: number; edge: EdgeOptions; label?: string; querySide?: boolean; memoryPorts?: boolean }): Promise<Deployment> {
   const count = opts.nodes ?? 1;
   const dir = await mkdtemp(join(tmpdir(), 'chorus-bench-'));
   let nats: NatsCluster | undefined;
@@ -192,6 +196,7 @@ export async function startChorus(opts: { nodes?: number; edge: EdgeOptions; lab
     const settings = Array.from({ length: count }, (_, i) => ({
       profile: count > 1 ? 'cluster' : 'embedded', nodeId: `b${i + 1}`, dataDir: join(dir, `b${i + 1}`), authSecret: BENCH_SECRET, edge: opts.edge, port: 0,
       ...(opts.querySide === false || process.env.BENCH_QUERY_SIDE === '0' ? { querySide: false } : {}),
+      ...(opts.memoryPorts ? { memoryPorts: true } : {}),
       ...(nats ? { natsUrls: nats.urls } : {}),
     }));
     const launch = (i: number) => new Child(`chorus-${i + 1}`, './chorus-server.ts', { BENCH_CHORUS: JSON.stringify(settings[i]) }, [...NODE_FLAGS, ...serverArgs()]);
@@ -217,6 +222,7 @@ export async function startChorus(opts: { nodes?: number; edge: EdgeOptions; lab
         return s ? `nats-server ${s.name} exited (${s.proc.exitCode ?? s.proc.signalCode}); nats-server 2.9.10 is known here to crash with a nil dereference in jsMsgGetRequest when a MSG.GET races the creation of its stream` : undefined;
       },
       restart: async () => {
+        if (opts.memoryPorts) return;
         for (let i = 0; i < count; i++) {
           await children[i]!.stop();
           children[i] = launch(i);
