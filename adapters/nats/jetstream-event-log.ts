@@ -5,7 +5,8 @@ import {
   DeliverPolicy, DiscardPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType,
   type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg, type StoredMsg,
 } from '@nats-io/jetstream';
-import { BackendError, ChorusError, LogConflictError } from '../../runtime/errors.ts';
+import { BackendError, LogConflictError } from '../../runtime/errors.ts';
+import { checkLogical, checkPos, isApiError, wrap } from './jetstream-common.ts';
 import type { AppendOptions, AppendRecord, AppendResult, EventLog, LogEntry } from '../../runtime/log/event-log.ts';
 import type { Disposable } from '../../runtime/transport/transport.ts';
 
@@ -133,33 +134,12 @@ function dedupIdOf(h: MsgHdrs | undefined): string | undefined {
   return sp < 0 ? undefined : decodeURIComponent(id.slice(sp + 1));
 }
 
-const LOGICAL = /^[^\s*>.]+(\.[^\s*>.]+)*$/;
-
-/** @internal Throws TypeError unless `stream` is a valid logical stream name (a NATS subject without wildcards). */
-export function checkLogical(stream: unknown): asserts stream is string {
-  if (typeof stream !== 'string' || !LOGICAL.test(stream)) {
-    throw new TypeError(`stream must be a valid NATS subject (non-empty dot-separated tokens without spaces, '*' or '>'), got "${String(stream)}"`);
-  }
-}
-
-/** @internal Throws RangeError unless `v` is a non-negative safe integer. */
-export function checkPos(name: string, v: unknown): void {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer, got ${String(v)}`);
-}
-
-/** @internal A JetStream API error with this code. */
-export const isApiError = (err: unknown, code: number) => err instanceof JetStreamApiError && err.code === code;
-
 /** Failures where another attempt may succeed: timeouts, no responders (leader election, reconnect), 503s. */
 function isTransient(err: unknown): boolean {
   const name = (err as Error | null)?.name;
   if (name === 'TimeoutError' || name === 'NoResponders' || name === 'RequestError' || name === 'JetStreamNotEnabled') return true;
   return err instanceof JetStreamApiError && err.status === 503;
 }
-
-/** @internal A driver failure as a BackendError (Chorus errors pass through). */
-export const wrap = (what: string, err: unknown) =>
-  err instanceof ChorusError ? err : new BackendError('jetstream', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

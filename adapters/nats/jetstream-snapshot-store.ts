@@ -2,7 +2,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { JetStreamApiCodes, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Snapshot, SnapshotStore } from '../../runtime/log/snapshot-store.ts';
-import { checkLogical, checkPos, isApiError, wrap } from './jetstream-event-log.ts';
+import { checkLogical, checkPos, isApiError, wrap } from './jetstream-common.ts';
 import { retryJetStream, waitForLeader } from './retry.ts';
 
 /** Options of JetStreamSnapshotStore. */

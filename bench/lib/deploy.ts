@@ -175,11 +175,9 @@ export async function startSio(nodes = 1): Promise<Deployment> {
 /**
  * Chorus: one embedded-profile node, or `nodes` cluster-profile nodes on a
  * fresh nats-server (JetStream log and KV, NATS core transport). Waits until
- * every node sees all of them in its placement table.
- */
-/**
- * Chorus nodes: one embedded, or `nodes` in the cluster profile over one nats-server. `memoryPorts` (one node):
- * in-memory ports, no durable log; such a node cannot be restarted on its data (`restart` does nothing).
+ * every node sees all of them in its placement table. `memoryPorts` (one
+ * node): in-memory ports, no durable log; such a node cannot be restarted on
+ * its data (`restart` does nothing).
  */
 export async function startChorus(opts: { nodes?: number; edge: EdgeOptions; label?: string; querySide?: boolean; memoryPorts?: boolean }): Promise<Deployment> {
   const count = opts.nodes ?? 1;
