@@ -1,4 +1,4 @@
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { JetStreamApiCodes, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Snapshot, SnapshotStore } from '../../runtime/log/snapshot-store.ts';
@@ -114,8 +114,7 @@ export class JetStreamSnapshotStore implements SnapshotStore {
         new DataView(value.buffer).setBigUint64(0, BigInt(snap.pos));
         value.set(snap.data, 8);
       } else {
-        const cur = await main.get(key);
-        if (cur !== null && cur.operation === 'PUT' && cur.value.byteLength >= 8 && readPos(cur.value) >= snap.pos) return;
+        if ((storedPos(await main.get(key)) ?? -1) >= snap.pos) return; // a newer one is there: no parts to write
         const size = this.partBytes;
         const n = Math.ceil(snap.data.byteLength / size);
         for (let i = 0; i < n; i++) await parts.put(`${key}.${snap.pos}.${i}`, snap.data.subarray(i * size, (i + 1) * size));
@@ -123,8 +122,8 @@ export class JetStreamSnapshotStore implements SnapshotStore {
       }
       for (let attempt = 0; attempt < 100; attempt++) {
         const cur = await main.get(key);
-        const live = cur !== null && cur.operation === 'PUT' && cur.value.byteLength >= 8;
-        if (live && readPos(cur.value) >= snap.pos) return;
+        const pos = storedPos(cur);
+        if (pos !== undefined && pos >= snap.pos) return;
         try {
           if (cur === null) await main.create(key, value);
           else await main.update(key, value, cur.revision);
@@ -133,7 +132,7 @@ export class JetStreamSnapshotStore implements SnapshotStore {
           if (isApiError(err, JetStreamApiCodes.StreamWrongLastSequence)) continue;
           throw err;
         }
-        const old = live ? manifestOf(cur.value) : undefined;
+        const old = pos !== undefined ? manifestOf(cur!.value) : undefined;
         if (old) await this.dropParts(b, key, old);
         return;
       }
@@ -150,9 +149,10 @@ export class JetStreamSnapshotStore implements SnapshotStore {
       const { main, parts } = await this.kv();
       for (let attempt = 0; attempt < 10; attempt++) {
         const e = await main.get(key);
-        if (!e || e.operation !== 'PUT' || e.value.byteLength < 8) return null;
-        const m = manifestOf(e.value);
-        if (!m) return { pos: readPos(e.value), data: new Uint8Array(e.value.subarray(8)) };
+        const pos = storedPos(e);
+        if (pos === undefined) return null;
+        const m = manifestOf(e!.value);
+        if (!m) return { pos, data: new Uint8Array(e!.value.subarray(8)) };
         const data = new Uint8Array(m.bytes);
         let at = 0;
         for (let i = 0; i < m.parts; i++) {
@@ -182,6 +182,11 @@ export class JetStreamSnapshotStore implements SnapshotStore {
     const name = `${this.bucket}_PARTS`;
     await b.jsm.streams.purge(`KV_${name}`, { filter: `$KV.${name}.${key}.${m.pos}.*` }).catch(() => {});
   }
+}
+
+/** The position a live entry stands for; undefined for none, a delete marker or a value too short to hold one. */
+function storedPos(e: KvEntry | null): number | undefined {
+  return e !== null && e.operation === 'PUT' && e.value.byteLength >= 8 ? readPos(e.value) : undefined;
 }
 
 /** The position an entry stands for (a manifest's without its flag). */
